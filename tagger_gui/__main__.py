@@ -1,0 +1,3 @@
+from tagger_gui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""One exception hierarchy for the package (as librosa does)."""
+
+from __future__ import annotations
+
+
+class TaggerError(Exception):
+    """Base class of every error raised on purpose by tagger_gui."""
+
+
+class AudioError(TaggerError):
+    """An audio file could not be used. The message names the file and the reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class BackendError(TaggerError):
+    """An embedding backend is unknown or cannot be loaded."""
+
+
+class CheckpointError(BackendError):
+    """A TensorFlow checkpoint could not be read."""
+
+
+class CacheError(TaggerError):
+    """The embedding cache is unreadable, of an unknown version, or inconsistent."""
