@@ -105,9 +105,9 @@ def test_bad_arguments_give_clear_errors(tmp_path: Path):
 def test_sigkill_at_random_moments_loses_at_most_a_batch(tmp_path: Path):
     """Kill a real `tagger embed` (and its workers) at random moments, then resume."""
     root = tmp_path / "lib"
-    n_files = 24
+    n_files = 60  # 240 patches: several seconds of work, so the kills land mid-run
     for i in range(n_files):
-        write_audio(root / f"disc {i // 8}" / f"track {i:02d}.flac", 4, seed=100 + i)
+        write_audio(root / f"disc {i // 20}" / f"track {i:02d}.flac", 12, seed=100 + i)
     cache = tmp_path / "cache.h5"
     cmd = [
         sys.executable,
@@ -121,12 +121,12 @@ def test_sigkill_at_random_moments_loses_at_most_a_batch(tmp_path: Path):
         "1",
         "--quiet",
         "--batch-patches",
-        "2",
+        "4",
     ]
     rng = np.random.default_rng(7)
     saved_before = 0
     kills = 0
-    for delay in rng.uniform(0.5, 8.0, size=6):
+    for delay in rng.uniform(0.3, 3.0, size=6):
         proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
