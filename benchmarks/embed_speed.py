@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from tagger_gui.core.audio import AnalysisPolicy, load_excerpts  # noqa: E402
 from tagger_gui.core.embed_job import DEFAULT_BATCH_PATCHES  # noqa: E402
 from tagger_gui.core.embeddings import load_backend  # noqa: E402
+from tagger_gui.core.errors import AudioError  # noqa: E402
 from tagger_gui.core.library import LibraryFile, scan_library  # noqa: E402
 
 TF_MODEL = {
@@ -54,7 +55,12 @@ def stage_times(files: list[LibraryFile], backend_name: str, policy: AnalysisPol
     backend = load_backend(backend_name)
     sr = backend.sample_rate
     t = time.perf_counter()
-    decoded = [load_excerpts(f.path, sr, policy=policy) for f in files]
+    decoded = []
+    for f in files:
+        try:
+            decoded.append(load_excerpts(f.path, sr, policy=policy))
+        except AudioError as exc:
+            print(f"  skipped: {exc}")
     t_decode = time.perf_counter() - t
     audio = sum(len(s) for d in decoded for s in d.segments) / sr
 

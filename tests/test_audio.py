@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -527,3 +528,26 @@ def test_no_file_descriptor_leak(files, tmp_path):
 
 def test_silence_threshold_is_minus_80_dbfs():
     assert 20 * math.log10(audio.SILENCE_PEAK) == pytest.approx(-80.0)
+
+
+def test_a_few_frames_short_at_the_very_end_is_not_truncation(tmp_path, monkeypatch):
+    """Opus files in the wild announce ~10 frames more than the decoder returns."""
+    path = tmp_path / "end.wav"
+    sf.write(path, (0.3 * np.sin(np.arange(48000 * 40) / 9)).astype(np.float32), 48000)
+    real_probe = audio.probe
+
+    def probe_overcounting(p, *args, **kwargs):
+        info = real_probe(p, *args, **kwargs)
+        return dataclasses.replace(info, frames=info.frames + 10)
+
+    monkeypatch.setattr(audio, "probe", probe_overcounting)
+    whole = audio.load_excerpts(path, 16000, policy=audio.AnalysisPolicy(whole=True))
+    assert whole.duration == pytest.approx(40, abs=0.01)
+    excerpts = audio.load_excerpts(path, 16000)
+    assert len(excerpts.segments) == 10
+    # a real cut stays an error
+    monkeypatch.setattr(
+        audio, "probe", lambda p, *a, **k: dataclasses.replace(real_probe(p), frames=48000 * 41)
+    )
+    with pytest.raises(audio.AudioError, match="truncated"):
+        audio.load_excerpts(path, 16000)
