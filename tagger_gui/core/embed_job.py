@@ -112,12 +112,14 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init)
     try:
         pool.submit(_ping).result(timeout=120)
-    except Exception as exc:
+    except BrokenProcessPool as exc:
         pool.shutdown(wait=False, cancel_futures=True)
         raise TaggerError(
-            f"the decoding worker processes could not start ({type(exc).__name__}: {exc}); "
-            "try again with --workers 0"
+            f"the decoding worker processes could not start ({exc}); try again with --workers 0"
         ) from exc
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     return pool
 
 
@@ -376,7 +378,7 @@ def embed_library(
             queue = list(reversed(todo))
             in_flight: dict[Future, LibraryFile] = {}
             crashed: set[str] = set()
-            max_in_flight = 4 * workers
+            max_in_flight = 32 * workers  # keep workers busy while the model runs
             suspects: list[LibraryFile] = []  # in flight when a worker crashed
             while queue or in_flight or suspects:
                 if suspects:  # run them one at a time to find the culprit
