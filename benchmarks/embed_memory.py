@@ -13,20 +13,19 @@ The target is a peak under 1.5 GB for 10,000 files.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from _measure import run_with_peak_rss  # noqa: E402
 from conftest import music_like  # noqa: E402
 
 
@@ -40,26 +39,6 @@ def make_library(root: Path, n: int) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(path, music_like(3.5, 22050, 1, seed=i), 22050, subtype="PCM_16")
     done.touch()
-
-
-def peak_rss(cmd: list[str]) -> tuple[float, float, str]:
-    t = time.perf_counter()
-    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            peak = max(
-                peak,
-                proc.memory_info().rss
-                + sum(c.memory_info().rss for c in proc.children(recursive=True)),
-            )
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd} failed:\n{err[-3000:]}")
-    return peak / 2**20, time.perf_counter() - t, out
 
 
 LOAD_ALL = """
@@ -82,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"library: {args.files} files in {args.dir} (made in {time.perf_counter() - t:.0f} s)")
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache.h5"
-        mb, sec, out = peak_rss(
+        mb, sec, out = run_with_peak_rss(
             [
                 sys.executable,
                 "-m",
@@ -100,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{speed[0] if speed else ''}"
         )
         print(f"cache size: {cache.stat().st_size / 2**20:.0f} MB")
-        mb2, sec2, out2 = peak_rss([sys.executable, "-c", LOAD_ALL, str(cache)])
+        mb2, sec2, out2 = run_with_peak_rss([sys.executable, "-c", LOAD_ALL, str(cache)])
         print(
             f"open cache + load all clip vectors ({out2.strip()}): peak RSS {mb2:.0f} MB, "
             f"{sec2:.1f} s"
         )
-        mb3, sec3, _ = peak_rss(
+        mb3, sec3, _ = run_with_peak_rss(
             [
                 sys.executable,
                 "-m",

@@ -36,6 +36,9 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _measure import run_with_peak_rss  # noqa: E402
 
 from tagger_gui.core.audio import AnalysisPolicy, load_excerpts  # noqa: E402
 from tagger_gui.core.embed_job import DEFAULT_BATCH_PATCHES  # noqa: E402
@@ -64,6 +67,7 @@ def stage_times(files: list[LibraryFile], backend_name: str, policy: AnalysisPol
     t_decode = time.perf_counter() - t
     audio = sum(len(s) for d in decoded for s in d.segments) / sr
 
+    backend.features(decoded[0].segments[0], sr)  # imports librosa outside the timing
     t = time.perf_counter()
     feats = [backend.features(s, sr) for d in decoded for s in d.segments]
     t_features = time.perf_counter() - t
@@ -102,27 +106,12 @@ def end_to_end(root: Path, backend_name: str, workers: int | None) -> dict:
         ]
         if workers is not None:
             cmd += ["--workers", str(workers)]
-        t = time.perf_counter()
-        proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        peak = 0
-        while proc.poll() is None:
-            try:
-                rss = proc.memory_info().rss + sum(
-                    c.memory_info().rss for c in proc.children(recursive=True)
-                )
-                peak = max(peak, rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-        seconds = time.perf_counter() - t
-        out, err = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"tagger embed failed:\n{err}")
+        peak_mb, seconds, out = run_with_peak_rss(cmd)
     stats = {}
     for line in out.splitlines():
         if "realtime" in line and "speed" in line:
             stats["reported"] = line.strip()
-    return {"seconds": seconds, "peak_rss_mb": peak / 2**20, "stdout": out, **stats}
+    return {"seconds": seconds, "peak_rss_mb": peak_mb, "stdout": out, **stats}
 
 
 def tf_baseline(

@@ -328,7 +328,7 @@ def embed_library(
         total = len(todo)
         done = 0
 
-        def progress(current: str | None = None) -> EmbedProgress:
+        def progress(current: str | None = None, stage: str = "embedding") -> EmbedProgress:
             return EmbedProgress(
                 done,
                 total,
@@ -338,6 +338,7 @@ def embed_library(
                 report.audio_seconds,
                 time.perf_counter() - t0,
                 current,
+                stage,
             )
 
         yield progress()
@@ -351,27 +352,28 @@ def embed_library(
                     [(file.relpath, file.size, file.mtime_ns, reason)],
                 )
 
-        def accept(result: _Decoded | tuple[LibraryFile, str]) -> list[str]:
+        def warn(warnings: list[str]) -> None:
+            for w in warnings:
+                report.warnings.append(w)
+                log.warning(w)
+
+        def accept(result: _Decoded | tuple[LibraryFile, str]) -> None:
             nonlocal done
             done += 1
             if isinstance(result, tuple):
                 fail(*result, needs[result[0].relpath])
-                return []
+                return
             report.embedded += 1
             report.audio_seconds += result.analysed_seconds
             if result.short:
                 report.short.append(result.file.relpath)
-            warnings = []
             for name in needs[result.file.relpath]:
                 if batchers[name].add(result):
-                    warnings += batchers[name].flush()
-            return warnings
+                    warn(batchers[name].flush())
 
         if workers == 0:
             for f in todo:
-                for w in accept(decode_file(f, needs[f.relpath], policy)):
-                    report.warnings.append(w)
-                    log.warning(w)
+                accept(decode_file(f, needs[f.relpath], policy))
                 yield progress(f.relpath)
         else:
             pool = _start_pool(workers)
@@ -396,9 +398,7 @@ def embed_library(
                         broken = True
                         continue
                     f = in_flight.pop(fut)
-                    for w in accept(fut.result()):
-                        report.warnings.append(w)
-                        log.warning(w)
+                    accept(fut.result())
                     yield progress(f.relpath)
                 if broken:
                     # A decoder crashed a worker (e.g. a libsndfile bug on a hostile
@@ -417,20 +417,9 @@ def embed_library(
                 if not finished:
                     yield progress()
 
-        yield EmbedProgress(
-            done,
-            total,
-            report.embedded,
-            report.unchanged,
-            len(report.failed),
-            report.audio_seconds,
-            time.perf_counter() - t0,
-            stage="saving",
-        )
+        yield progress(stage="saving")
         for batcher in batchers.values():
-            for w in batcher.flush():
-                report.warnings.append(w)
-                log.warning(w)
+            warn(batcher.flush())
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
