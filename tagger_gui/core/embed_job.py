@@ -426,10 +426,3 @@ def embed_library(
         cache.close()
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line, user-facing description of an error from this module."""
-    if isinstance(exc, TaggerError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
