@@ -61,18 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"library: {args.files} files in {args.dir} (made in {time.perf_counter() - t:.0f} s)")
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache.h5"
-        mb, sec, out = run_with_peak_rss(
-            [
-                sys.executable,
-                "-m",
-                "tagger_gui",
-                "embed",
-                str(args.dir),
-                "--cache",
-                str(cache),
-                "--quiet",
-            ]
-        )
+        embed = [sys.executable, "-m", "tagger_gui", "embed", str(args.dir), "--cache", str(cache)]
+        mb, sec, out = run_with_peak_rss([*embed, "--quiet"])
         speed = [line.strip() for line in out.splitlines() if "speed" in line]
         print(
             f"tagger embed: peak RSS {mb:.0f} MB (process + workers), {sec:.0f} s; "
@@ -84,18 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             f"open cache + load all clip vectors ({out2.strip()}): peak RSS {mb2:.0f} MB, "
             f"{sec2:.1f} s"
         )
-        mb3, sec3, _ = run_with_peak_rss(
-            [
-                sys.executable,
-                "-m",
-                "tagger_gui",
-                "embed",
-                str(args.dir),
-                "--cache",
-                str(cache),
-                "--quiet",
-            ]
-        )
+        mb3, sec3, _ = run_with_peak_rss([*embed, "--quiet"])
         print(f"second run (nothing to do): peak RSS {mb3:.0f} MB, {sec3:.1f} s")
     print(f"target: peak under 1536 MB -> {'met' if max(mb, mb2, mb3) < 1536 else 'NOT met'}")
     return 0

@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _resolve_cache(path: Path) -> Path:
-    from tagger_gui.core.embed_job import default_cache_path
+    from tagger_gui.core.cache import default_cache_path
 
     if path.is_dir():
         return default_cache_path(path)
@@ -147,7 +147,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tagger_gui.core.audio import AnalysisPolicy
-    from tagger_gui.core.embed_job import DEFAULT_BATCH_PATCHES, default_cache_path, embed_library
+    from tagger_gui.core.cache import default_cache_path
+    from tagger_gui.core.embed_job import DEFAULT_BATCH_PATCHES, embed_library
 
     if not args.music_dir.is_dir():
         print(f"tagger: {args.music_dir}: not a folder", file=sys.stderr)

@@ -40,6 +40,14 @@ def music_like(seconds: float, sr: int = 44100, channels: int = 2, seed: int = 0
     return np.stack(spread, axis=1).astype(np.float32)
 
 
+# (model, variables, values) of the four checkpoints in the musicnn 0.1.0 wheel
+CHECKPOINT_SIZES = [
+    ("MSD_musicnn", 64, 792_079),
+    ("MTT_musicnn", 64, 792_079),
+    ("MSD_vgg", 36, 607_030),
+    ("MTT_vgg", 36, 607_030),
+]
+
 FORMATS = {
     ".wav": ("WAV", "PCM_16", 44100),
     ".flac": ("FLAC", "PCM_16", 44100),

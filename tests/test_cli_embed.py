@@ -28,6 +28,11 @@ def tagger(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+def embed_cmd(root: Path, cache: Path, *extra: str) -> list[str]:
+    """The `tagger embed` command line of a real process."""
+    return [sys.executable, "-m", "tagger_gui", "embed", str(root), "--cache", str(cache), *extra]
+
+
 def test_help_speaks_to_a_librarian():
     out = tagger("--help").stdout
     assert "embed" in out and "tags" in out
@@ -109,20 +114,7 @@ def test_sigkill_at_random_moments_loses_at_most_a_batch(tmp_path: Path):
     for i in range(n_files):
         write_audio(root / f"disc {i // 20}" / f"track {i:02d}.flac", 12, seed=100 + i)
     cache = tmp_path / "cache.h5"
-    cmd = [
-        sys.executable,
-        "-m",
-        "tagger_gui",
-        "embed",
-        str(root),
-        "--cache",
-        str(cache),
-        "--workers",
-        "1",
-        "--quiet",
-        "--batch-patches",
-        "4",
-    ]
+    cmd = embed_cmd(root, cache, "--workers", "1", "--quiet", "--batch-patches", "4")
     rng = np.random.default_rng(7)
     saved_before = 0
     kills = 0
@@ -161,19 +153,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_finished(tmp_path: Path):
     for i in range(16):
         write_audio(root / f"track {i:02d}.flac", 4, seed=200 + i)
     cache = tmp_path / "cache.h5"
-    cmd = [
-        sys.executable,
-        "-m",
-        "tagger_gui",
-        "embed",
-        str(root),
-        "--cache",
-        str(cache),
-        "--workers",
-        "1",
-        "--batch-patches",
-        "2",
-    ]
+    cmd = embed_cmd(root, cache, "--workers", "1", "--batch-patches", "2")
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )

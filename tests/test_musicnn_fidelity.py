@@ -21,6 +21,8 @@ from tagger_gui.core.embeddings import load_backend
 from tagger_gui.core.embeddings import musicnn as mn
 from tagger_gui.core.errors import BackendError
 
+from .conftest import CHECKPOINT_SIZES
+
 REPO = Path(__file__).resolve().parents[1]
 REF = REPO.parent / "shared" / "reference" / "musicnn"
 
@@ -154,15 +156,7 @@ def test_batch_size_does_not_change_results(backends, reference):
 # -- model structure ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("model", "n_vars", "n_values"),
-    [
-        ("MSD_musicnn", 64, 792_079),
-        ("MTT_musicnn", 64, 792_079),
-        ("MSD_vgg", 36, 607_030),
-        ("MTT_vgg", 36, 607_030),
-    ],
-)
+@pytest.mark.parametrize(("model", "n_vars", "n_values"), CHECKPOINT_SIZES)
 def test_parameter_counts(backends, model, n_vars, n_values):
     from tagger_gui.core.embeddings.musicnn_torch import checkpoint_value_count
 

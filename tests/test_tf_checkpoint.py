@@ -12,6 +12,8 @@ import pytest
 from tagger_gui.core.embeddings import tf_checkpoint as tfc
 from tagger_gui.core.errors import BackendError, CheckpointError
 
+from .conftest import CHECKPOINT_SIZES
+
 
 def _musicnn_dir() -> Path | None:
     spec = importlib.util.find_spec("musicnn")
@@ -64,15 +66,7 @@ def test_optimizer_variable_names():
 
 
 @needs_musicnn
-@pytest.mark.parametrize(
-    ("model", "n_vars", "n_values"),
-    [
-        ("MSD_musicnn", 64, 792_079),
-        ("MTT_musicnn", 64, 792_079),
-        ("MSD_vgg", 36, 607_030),
-        ("MTT_vgg", 36, 607_030),
-    ],
-)
+@pytest.mark.parametrize(("model", "n_vars", "n_values"), CHECKPOINT_SIZES)
 def test_read_musicnn_checkpoints(model, n_vars, n_values):
     weights = tfc.read_checkpoint(MUSICNN / model)
     assert len(weights) == n_vars

@@ -119,10 +119,22 @@ _NONFINITE = "the embedding has NaN or inf values"
 def default_cache_path(library_root: str | os.PathLike) -> Path:
     """Where the cache of the library at ``library_root`` lives by default.
 
-    That is ``<library_root>/.tagger/embeddings.h5``. The caller may put the
-    cache anywhere else (a read-only library, a faster disk).
+    That is ``<library_root>/.tagger/embeddings.h5``, or, when the library
+    folder is read-only (an archive, a CD image) and has no cache yet,
+    ``$XDG_CACHE_HOME/tagger_gui/<folder name>-<hash of its path>/embeddings.h5``.
+    The caller may put the cache anywhere else (a faster disk, say).
     """
-    return Path(library_root) / CACHE_DIRNAME / CACHE_FILENAME
+    local = Path(library_root) / CACHE_DIRNAME / CACHE_FILENAME
+    if (
+        local.exists()
+        or not local.parent.parent.is_dir()
+        or os.access(local.parent.parent, os.W_OK)
+    ):
+        return local
+    root = local.parent.parent.resolve()
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    digest = hashlib.sha1(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return base / "tagger_gui" / f"{root.name}-{digest}" / CACHE_FILENAME
 
 
 def backend_key(name: str, version: str) -> str:

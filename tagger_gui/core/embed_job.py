@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tagger_gui.core.audio import AnalysisPolicy, load_excerpts
-from tagger_gui.core.cache import EmbeddedTrack, EmbeddingCache, backend_key
-from tagger_gui.core.cache import default_cache_path as cache_default_path
+from tagger_gui.core.cache import EmbeddedTrack, EmbeddingCache, backend_key, default_cache_path
 from tagger_gui.core.embeddings import DEFAULT_BACKEND, Backend, load_backend
 from tagger_gui.core.errors import AudioError, TaggerError
 from tagger_gui.core.library import LibraryFile, ScanProblem, scan_library
@@ -167,19 +166,6 @@ def decode_file(
 
 
 # --- driver side -------------------------------------------------------------
-
-
-def default_cache_path(root: str | os.PathLike) -> Path:
-    """``<root>/.tagger/embeddings.h5``, or a per-user cache if ``root`` is read-only."""
-    root = Path(root).resolve()
-    local = cache_default_path(root)
-    if local.exists() or os.access(root, os.W_OK):
-        return local
-    import hashlib
-
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    digest = hashlib.sha1(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return base / "tagger_gui" / f"{root.name}-{digest}" / "embeddings.h5"
 
 
 def _key(backend: Backend) -> str:
