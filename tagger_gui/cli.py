@@ -356,9 +356,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.ERROR, format="%(message)s"
-    )
+    console = logging.StreamHandler()
+    # The console shows errors only (per-file problems are in the summary and
+    # embed.log), whatever level our file log is at.
+    console.setLevel(logging.DEBUG if args.verbose else logging.ERROR)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[console])
     if args.command is None:
         parser.print_help()
         return 0
