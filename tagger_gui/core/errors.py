@@ -26,3 +26,11 @@ class CheckpointError(BackendError):
 
 class CacheError(TaggerError):
     """The embedding cache is unreadable, of an unknown version, or inconsistent."""
+
+
+class ProjectError(TaggerError):
+    """A tagging project is missing, unreadable, of an unknown version, or misused."""
+
+
+class ProjectLockedError(ProjectError):
+    """Another process has the project open for writing."""
