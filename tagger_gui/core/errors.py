@@ -34,3 +34,18 @@ class ProjectError(TaggerError):
 
 class ProjectLockedError(ProjectError):
     """Another process has the project open for writing."""
+
+
+class CsvFormatError(TaggerError):
+    """A CSV file cannot be imported. The message names the file and the line."""
+
+    def __init__(self, path, line: int | None, reason: str):
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}, line {line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class WritebackError(TaggerError):
+    """Tags cannot be written into audio files, or a write-back journal cannot be used."""
