@@ -22,6 +22,8 @@ checked completely before anything is returned: any error raises
 from __future__ import annotations
 
 import csv
+import io
+import itertools
 import json
 import math
 import os
@@ -98,6 +100,7 @@ MAX_UNMATCHED_LISTED = 10_000
 # A line longer than this is not a line of a list of paths; reading it whole
 # would defeat the bounded memory.
 _MAX_LINE_BYTES = 1 << 20
+_BLOCK_BYTES = 1 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -228,36 +231,41 @@ class ImportPlan:
 # --- reading -----------------------------------------------------------------
 
 
-class _Lines:
+def _not_utf8(path: Path, line_no: int, line: bytes, pos: int) -> CsvFormatError:
+    bad = line[pos : pos + 1].hex()
+    return CsvFormatError(
+        path,
+        line_no,
+        f"not UTF-8 (byte 0x{bad} at byte {pos + 1} of the line); re-save the file as "
+        'UTF-8 (in Excel: "CSV UTF-8"; in LibreOffice: character set "Unicode (UTF-8)")',
+    )
+
+
+class _Source:
     """The decoded lines of a binary file, with exact physical line numbers.
 
-    Decoding line by line (UTF-8 never has a newline byte inside a
-    character) lets an encoding error name its line. Before the header,
-    ``#`` comment lines and blank lines are skipped and the comments kept.
+    :meth:`preamble` reads line by line up to the first line that is not a
+    ``#`` comment or blank (the header, or the first row); :meth:`rest` then
+    decodes blocks of about 1 MB cut at a newline (UTF-8 never has a newline
+    byte inside a character), so an encoding error still names its line and
+    the csv module gets the lines from a C-level iterator.
     """
 
     def __init__(self, fh: BinaryIO, path: Path):
         self._fh = fh
         self._path = path
-        self.line_no = 0
-        self.preamble = True
+        self.line_no = 0  # lines read so far
         self.comments: list[str] = []
 
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
+    def preamble(self) -> str | None:
+        """The first line that is neither a comment nor blank (None at the end)."""
         while True:
             raw = self._fh.readline(_MAX_LINE_BYTES)
             if not raw:
-                raise StopIteration
+                return None
             self.line_no += 1
             if len(raw) == _MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                raise CsvFormatError(
-                    self._path,
-                    self.line_no,
-                    "line longer than 1 MB: this is not a list of paths and tags",
-                )
+                raise self._too_long(self.line_no)
             if self.line_no == 1:
                 if raw.startswith(_UTF8_BOM):
                     raw = raw[len(_UTF8_BOM) :]
@@ -271,23 +279,52 @@ class _Lines:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                bad = raw[exc.start : exc.start + 1].hex()
-                raise CsvFormatError(
-                    self._path,
-                    self.line_no,
-                    f"not UTF-8 (byte 0x{bad} at byte {exc.start + 1} of the line); re-save "
-                    'the file as UTF-8 (in Excel: "CSV UTF-8"; LibreOffice: character '
-                    'set "Unicode (UTF-8)")',
-                ) from None
-            if self.preamble:
-                stripped = text.strip()
-                if not stripped:
-                    continue
-                if stripped.startswith("#"):
-                    self.comments.append(stripped)
-                    continue
-                self.preamble = False
+                raise _not_utf8(self._path, self.line_no, raw, exc.start) from None
+            stripped = text.strip()
+            if not stripped:
+                continue
+            if stripped.startswith("#"):
+                self.comments.append(stripped)
+                continue
             return text
+
+    def _too_long(self, line_no: int) -> CsvFormatError:
+        return CsvFormatError(
+            self._path, line_no, "line longer than 1 MB: this is not a list of paths and tags"
+        )
+
+    def rest(self) -> Iterator[str]:
+        """The remaining lines, each with its newline."""
+        return itertools.chain.from_iterable(self._blocks())
+
+    def _blocks(self) -> Iterator[io.StringIO]:
+        line_no = self.line_no
+        pending = b""
+        while True:
+            chunk = self._fh.read(_BLOCK_BYTES)
+            data = pending + chunk if pending else chunk
+            if not chunk:
+                block, pending = data, b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    if len(data) > _MAX_LINE_BYTES:
+                        raise self._too_long(line_no + 1)
+                    pending = data
+                    continue
+                block, pending = data[:cut], data[cut:]
+            if not block:
+                return
+            try:
+                text = block.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                before = block.rfind(b"\n", 0, exc.start) + 1
+                line = block[before : block.find(b"\n", exc.start) + 1 or len(block)]
+                bad_line = line_no + block.count(b"\n", 0, exc.start) + 1
+                raise _not_utf8(self._path, bad_line, line, exc.start - before) from None
+            line_no += block.count(b"\n")
+            # newline="\n": split on \n only, translate nothing (as the csv module wants)
+            yield io.StringIO(text, newline="\n")
 
 
 def _parse_comments(comments: Iterable[str]) -> dict[str, Any]:
@@ -320,10 +357,9 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     with open(path, "rb") as fh:
-        lines = _Lines(fh, path)
-        for _ in lines:
-            break
-        return _parse_comments(lines.comments)
+        source = _Source(fh, path)
+        source.preamble()
+        return _parse_comments(source.comments)
 
 
 def _guess_delimiter(first_line: str) -> str:
@@ -401,35 +437,35 @@ def read_labels_csv(
     except OSError as exc:
         raise CsvFormatError(path, None, f"cannot be read ({exc.strerror})") from None
     with fh:
-        lines = _Lines(fh, path)
-        try:
-            first = next(lines)
-        except StopIteration:
-            raise CsvFormatError(path, None, "the file has no rows") from None
-        delimiter = _guess_delimiter(first)
-
-        def chained() -> Iterator[str]:
-            yield first
-            yield from lines
-
-        reader = csv.reader(chained(), delimiter=delimiter, strict=True)
-        reading = _Reader(path, matcher, lines)
+        source = _Source(fh, path)
+        first = source.preamble()
+        if first is None:
+            raise CsvFormatError(path, None, "the file has no rows")
+        # The reader's line_num counts from the first line it is given.
+        offset = source.line_no - 1
+        reader = csv.reader(
+            itertools.chain((first,), source.rest()),
+            delimiter=_guess_delimiter(first),
+            strict=True,
+        )
+        reading = _Reader(path, matcher, reader, offset)
         try:
             header = next(reader)
         except csv.Error as exc:
-            raise _csv_error(path, lines.line_no, lines.line_no, exc) from None
-        provenance = _parse_comments(lines.comments)
-        reading.read(header, reader, provenance)
+            raise _csv_error(path, offset + 1, offset + reader.line_num, exc) from None
+        provenance = _parse_comments(source.comments)
+        reading.read(header, provenance)
     return reading.finish(provenance)
 
 
 class _Reader:
     """The state of one import while its rows stream past."""
 
-    def __init__(self, path: Path, matcher: PathMatcher, lines: _Lines):
+    def __init__(self, path: Path, matcher: PathMatcher, reader, offset: int):
         self.path = path
         self.matcher = matcher
-        self.lines = lines
+        self.reader = reader
+        self.offset = offset  # physical line = offset + reader.line_num
         self.format = "long"
         self.tags: list[str] = []
         self.tag_index: dict[str, int] = {}
@@ -443,8 +479,8 @@ class _Reader:
 
     # -- header -------------------------------------------------------------
 
-    def read(self, header: list[str], reader: Iterator[list[str]], provenance: dict) -> None:
-        header_line = self.lines.line_no
+    def read(self, header: list[str], provenance: dict) -> None:
+        header_line = self.offset + self.reader.line_num
         names = [h.strip().lower() for h in header]
         declared = provenance.get("format")
         is_header = bool(names) and (
@@ -462,15 +498,13 @@ class _Reader:
                     "path,<tag>,<tag>,... (one row per track)",
                 )
             value_col = 2 if len(header) == 3 else None
-            self._long_row(header, header_line, 0, 1, value_col, len(header))
-            self._read_long(reader, 0, 1, value_col, len(header))
-            return
-        if declared != "wide" and "tag" in names:
-            self._read_long_header(header, names, header_line, reader)
+            self._read_long(0, 1, value_col, len(header), first=header)
+        elif declared != "wide" and "tag" in names:
+            self._read_long_header(header, names, header_line)
         else:
-            self._read_wide_header(header, names, header_line, reader)
+            self._read_wide_header(header, names, header_line)
 
-    def _read_long_header(self, header, names, header_line, reader) -> None:
+    def _read_long_header(self, header, names, header_line) -> None:
         path_col = next(i for i, n in enumerate(names) if n in PATH_COLUMN_NAMES)
         tag_col = names.index("tag")
         value_col = next((names.index(n) for n in VALUE_COLUMN_NAMES if n in names), None)
@@ -486,9 +520,9 @@ class _Reader:
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise CsvFormatError(self.path, header_line, f"column {dup!r} appears twice")
-        self._read_long(reader, path_col, tag_col, value_col, len(header))
+        self._read_long(path_col, tag_col, value_col, len(header))
 
-    def _read_wide_header(self, header, names, header_line, reader) -> None:
+    def _read_wide_header(self, header, names, header_line) -> None:
         self.format = "wide"
         if names[0] not in PATH_COLUMN_NAMES:
             raise CsvFormatError(
@@ -512,7 +546,7 @@ class _Reader:
                 )
             self.tag_index[tag] = len(self.tags)
             self.tags.append(tag)
-        self._read_wide(reader, len(header))
+        self._read_wide(len(header))
 
     # -- rows ---------------------------------------------------------------
 
@@ -534,69 +568,76 @@ class _Reader:
                 )
         return code
 
-    def _long_row(self, row, line_no, path_col, tag_col, value_col, ncols) -> None:
-        if len(row) != ncols:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                return  # a blank line
-            raise CsvFormatError(self.path, line_no, f"expected {ncols} columns, found {len(row)}")
-        raw = row[path_col]
-        if not raw.strip():
-            raise CsvFormatError(self.path, line_no, "empty path")
-        tag = row[tag_col]
+    def _bad_width(self, row: list[str], line_no: int, ncols: int) -> bool:
+        """True for a blank line (skipped); raise for a row of the wrong width."""
+        if not row or (len(row) == 1 and not row[0].strip()):
+            return True
+        raise CsvFormatError(self.path, line_no, f"expected {ncols} columns, found {len(row)}")
+
+    def _new_tag(self, raw_tag: str, line_no: int) -> int:
+        tag = _norm_tag(raw_tag)
+        if not tag:
+            raise CsvFormatError(self.path, line_no, "empty tag name")
         t = self.tag_index.get(tag)
         if t is None:
-            tag = _norm_tag(tag)
-            if not tag:
-                raise CsvFormatError(self.path, line_no, "empty tag name")
-            t = self.tag_index.get(tag)
-            if t is None:
-                t = self.tag_index[tag] = len(self.tags)
-                self.tags.append(tag)
-                self.tag_index[row[tag_col]] = t
-        if value_col is None:
-            code = 0
-        else:
-            code = self._value(row[value_col], line_no, "")
-            if code is None:
-                self.no_value += 1
-                return
-        idx, reason = self.matcher.match(raw)
-        if idx is None:
-            self._unmatched(line_no, raw, reason)
-            return
-        self.rel.append(idx)
-        self.tag.append(t)
-        self.val.append(code)
-        self.line.append(line_no)
+            t = self.tag_index[tag] = len(self.tags)
+            self.tags.append(tag)
+        self.tag_index[raw_tag] = t  # the spelling as written, for the next rows
+        return t
 
-    def _read_long(self, reader, path_col, tag_col, value_col, ncols) -> None:
-        lines = self.lines
-        prev = lines.line_no
-        row_fn = self._long_row
+    def _read_long(self, path_col, tag_col, value_col, ncols, first=None) -> None:
+        # The per-row work is inlined: this loop runs millions of times.
+        reader, offset = self.reader, self.offset
+        rows = itertools.chain((first,), reader) if first is not None else reader
+        prev = reader.line_num - (1 if first is not None else 0)
+        tag_index, words, match = self.tag_index, _VALUE_WORDS, self.matcher.match
+        rel_app, tag_app = self.rel.append, self.tag.append
+        val_app, line_app = self.val.append, self.line.append
         try:
-            for row in reader:
-                row_fn(row, prev + 1, path_col, tag_col, value_col, ncols)
-                prev = lines.line_no
+            for row in rows:
+                line_no = offset + prev + 1
+                prev = reader.line_num
+                if len(row) != ncols and self._bad_width(row, line_no, ncols):
+                    continue
+                raw = row[path_col]
+                if not raw or raw.isspace():
+                    raise CsvFormatError(self.path, line_no, "empty path")
+                t = tag_index.get(row[tag_col])
+                if t is None:
+                    t = self._new_tag(row[tag_col], line_no)
+                if value_col is None:
+                    code = 0
+                else:
+                    code = words.get(row[value_col])
+                    if code is None:
+                        code = self._value(row[value_col], line_no, "")
+                        if code is None:
+                            self.no_value += 1
+                            continue
+                idx, reason = match(raw)
+                if idx is None:
+                    self._unmatched(line_no, raw, reason)
+                    continue
+                rel_app(idx)
+                tag_app(t)
+                val_app(code)
+                line_app(line_no)
         except csv.Error as exc:
-            raise _csv_error(self.path, prev + 1, lines.line_no, exc) from None
+            raise _csv_error(self.path, offset + prev + 1, offset + reader.line_num, exc) from None
 
-    def _read_wide(self, reader, ncols) -> None:
-        lines = self.lines
-        prev = lines.line_no
+    def _read_wide(self, ncols) -> None:
+        reader, offset = self.reader, self.offset
+        prev = reader.line_num
         words = _VALUE_WORDS
         tags = self.tags
         try:
             for row in reader:
-                line_no = prev + 1
-                prev = lines.line_no
-                if len(row) != ncols:
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        continue
-                    raise CsvFormatError(
-                        self.path, line_no, f"expected {ncols} columns, found {len(row)}"
-                    )
+                line_no = offset + prev + 1
+                prev = reader.line_num
+                if len(row) != ncols and self._bad_width(row, line_no, ncols):
+                    continue
                 raw = row[0]
-                if not raw.strip():
+                if not raw or raw.isspace():
                     raise CsvFormatError(self.path, line_no, "empty path")
                 found = []
                 for t, cell in enumerate(row[1:]):
@@ -620,7 +661,7 @@ class _Reader:
                     self.val.append(code)
                     self.line.append(line_no)
         except csv.Error as exc:
-            raise _csv_error(self.path, prev + 1, lines.line_no, exc) from None
+            raise _csv_error(self.path, offset + prev + 1, offset + reader.line_num, exc) from None
 
     # -- end ----------------------------------------------------------------
 
