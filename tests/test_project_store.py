@@ -83,6 +83,30 @@ def test_project_inside_the_library_moves_with_it(library: Path, tmp_path: Path)
         assert p.labels("jazz").positives.tolist() == ids_of(p, "a.wav")
 
 
+def test_a_project_moved_alone_still_finds_its_music(library: Path, tmp_path: Path):
+    with Project.create(None, library) as p:
+        run_task(p.sync_library())
+    shutil.move(library / ".tagger", tmp_path / "kept elsewhere")
+    with Project.open(tmp_path / "kept elsewhere") as p:
+        assert p.library_root == library
+        assert p.cache_path == library / ".tagger" / "embeddings.h5"
+        assert run_task(p.sync_library()).missing == []
+
+
+def test_a_copied_library_uses_its_own_copy(library: Path, tmp_path: Path):
+    with Project.create(None, library) as p:
+        run_task(p.sync_library())
+        p.create_tag("jazz")
+    shutil.copytree(library, tmp_path / "backup")
+    with Project.open(tmp_path / "backup") as p:
+        assert p.library_root == tmp_path / "backup"
+        p.set_library_root(tmp_path / "backup")  # and it can be made permanent
+    shutil.rmtree(library)
+    with Project.open(tmp_path / "backup") as p:
+        assert p.library_root == tmp_path / "backup"
+        assert p.cache_path == tmp_path / "backup" / ".tagger" / "embeddings.h5"
+
+
 def test_project_apart_from_the_music(library: Path, tmp_path: Path):
     pdir = tmp_path / "projects" / "mine"
     cache = tmp_path / "fast disk" / "emb.h5"

@@ -587,8 +587,8 @@ class Project:
                     "schema_version": str(schema.latest_version()),
                     "created": repr(now),
                     "created_by": f"tagger_gui {APP_VERSION}",
-                    "library_root": self._store_path(root, root),
-                    "cache_path": self._store_path(cache, root),
+                    **self._path_meta("library_root", root, root),
+                    **self._path_meta("cache_path", cache, root),
                 }
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
             self._load_meta()
@@ -694,8 +694,7 @@ class Project:
             if self.readonly:
                 raise ProjectError(
                     f"{db} has project schema version {version} and needs upgrading to "
-                    f"{latest}; open it once for writing (e.g. `tagger project status` "
-                    "without --readonly)"
+                    f"{latest}; open it once for writing (e.g. `tagger project sync`)"
                 )
             backup = db.with_name(f"{db.name}.v{version}.bak")
             try:
@@ -724,21 +723,49 @@ class Project:
 
     def _load_meta(self) -> None:
         self._meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+        self._root, self._moved_with_library = self._resolve_root()
 
-    def _store_path(self, path: Path, root: Path) -> str:
-        """How a path is recorded: relative to the project folder when the
-        project folder lives inside the library (so that moving the whole
-        library, project included, keeps it working), absolute otherwise."""
+    def _path_meta(self, key: str, path: Path, root: Path) -> dict[str, str]:
+        """A path is recorded absolute, plus relative to the project folder when
+        the project lives inside the library (``<library>/.tagger/``), so that
+        moving or copying the whole library, project included, keeps working."""
+        meta = {key: str(path)}
         pdir = self.project_dir
         if pdir.is_relative_to(root) and path.is_relative_to(root):
-            return Path(os.path.relpath(path, pdir)).as_posix()
-        return str(path)
+            meta[key + "_relative"] = Path(os.path.relpath(path, pdir)).as_posix()
+        return meta
 
-    def _load_path(self, stored: str) -> Path:
-        p = Path(stored)
-        if p.is_absolute():
-            return p
-        return Path(os.path.normpath(self.project_dir / p))
+    def _resolve_root(self) -> tuple[Path, bool]:
+        """The library root, and whether it was found through the relative path.
+
+        When the relative and the absolute paths disagree, the project was
+        moved or copied: with its library (the relative path holds the
+        tracks) or alone (the absolute path still does).
+        """
+        absolute = Path(self._meta["library_root"])
+        rel = self._meta.get("library_root_relative")
+        if rel is None:
+            return absolute, False
+        relative = Path(os.path.normpath(self.project_dir / rel))
+        if relative == absolute:
+            return absolute, False
+        sample = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT relpath FROM tracks WHERE missing_since IS NULL ORDER BY id LIMIT 20"
+            )
+        ]
+
+        def holds(root: Path) -> bool:
+            return root.is_dir() and any((root / s).exists() for s in sample)
+
+        if sample:
+            if holds(relative):
+                return relative, True
+            return absolute, False
+        if absolute.is_dir() or not relative.is_dir():
+            return absolute, False
+        return relative, True
 
     def close(self) -> None:
         """Close the database and release the writer lock. Idempotent."""
@@ -790,17 +817,29 @@ class Project:
     @property
     def library_root(self) -> Path:
         """The music folder (absolute)."""
-        return self._load_path(self._meta["library_root"])
+        return self._root
 
     @property
     def cache_path(self) -> Path:
         """The embedding cache file of the library."""
-        return self._load_path(self._meta["cache_path"])
+        rel = self._meta.get("cache_path_relative")
+        if self._moved_with_library and rel is not None:
+            return Path(os.path.normpath(self.project_dir / rel))
+        return Path(self._meta["cache_path"])
 
     @property
     def schema_version(self) -> int:
         """The schema version of the open database."""
         return int(self._meta.get("schema_version", "0"))
+
+    @property
+    def last_sync(self) -> float | None:
+        """When :meth:`sync_library` last finished (Unix time), or None."""
+        with self._mutex:
+            self._require_open()
+            self._load_meta()
+        value = self._meta.get("last_sync")
+        return float(value) if value is not None else None
 
     @_api
     def set_library_root(self, library_root: str | os.PathLike) -> None:
@@ -812,10 +851,19 @@ class Project:
         root = Path(os.path.abspath(library_root))
         if not root.is_dir():
             raise ProjectError(f"{library_root}: the music folder does not exist")
+        cache = self.cache_path
+        if cache.is_relative_to(self.library_root):  # the cache moved with the music
+            cache = root / cache.relative_to(self.library_root)
         with self._transaction() as conn:
             conn.execute(
-                "UPDATE meta SET value=? WHERE key='library_root'", (self._store_path(root, root),)
+                "DELETE FROM meta WHERE key IN ('library_root', 'library_root_relative',"
+                " 'cache_path', 'cache_path_relative')"
             )
+            meta = {
+                **self._path_meta("library_root", root, root),
+                **self._path_meta("cache_path", cache, root),
+            }
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
         self._load_meta()
 
     @_api

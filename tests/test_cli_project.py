@@ -1,0 +1,241 @@
+"""`tagger project|label|undo|redo|tag` as a user (or a script) runs them."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tagger_gui.cli import main
+from tagger_gui.core.project import Project
+
+from .conftest import write_audio
+
+
+@pytest.fixture
+def music(tmp_path: Path) -> Path:
+    root = tmp_path / "Music"
+    write_audio(root / "a.wav", 0.2, seed=1)
+    write_audio(root / "Album" / "b.flac", 0.2, seed=2)
+    write_audio(root / "Album" / "Ünïcode.ogg", 0.2, seed=3)
+    return root
+
+
+def tagger(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def inited(music: Path, capsys) -> Path:
+    code, out, _ = tagger(capsys, "project", "init", music, "--quiet")
+    assert code == 0, out
+    return music
+
+
+def labels(music: Path, tag: str) -> dict[str, str]:
+    with Project.open(music, readonly=True) as p:
+        table = p.tracks()
+        lab = p.labels(tag, hierarchy=False).as_dict()
+        return {table.relpath[table.rows_of([t])[0]]: v for t, v in lab.items()}
+
+
+def test_init_scans_and_status_reports(inited: Path, capsys):
+    code, out, _ = tagger(capsys, "project", "status", inited)
+    assert code == 0
+    assert f"Music:   {inited}" in out
+    assert "Tracks:  3, of which 0 missing" in out
+    assert "No tags yet" in out
+    code, out, err = tagger(capsys, "project", "init", inited)
+    assert code == 2 and "already holds a project" in err
+
+
+def test_init_reports_what_it_found(music: Path, capsys):
+    (music / "junk.mp3").write_text("not audio")
+    code, out, _ = tagger(capsys, "project", "init", music, "--quiet")
+    assert code == 0
+    assert "Found 4 audio files" in out and "new        4" in out
+    assert "junk.mp3:" in out  # a problem, listed, but the file is a track
+
+
+def test_project_apart_from_the_music(music: Path, tmp_path: Path, capsys):
+    pdir = tmp_path / "my project"
+    code, out, _ = tagger(capsys, "project", "init", music, "--project", pdir, "--quiet")
+    assert code == 0 and f"Created the project {pdir}" in out
+    assert (pdir / "project.sqlite").is_file() and not (music / ".tagger").exists()
+    code, out, _ = tagger(capsys, "project", "status", pdir)
+    assert code == 0 and "Tracks:  3" in out
+    code, _, err = tagger(capsys, "project", "status", music)
+    assert code == 2 and "is not a tagger project" in err and "tagger project init" in err
+
+
+def test_label_undo_redo(inited: Path, capsys, monkeypatch):
+    assert tagger(capsys, "tag", "add", inited, "jazz")[0] == 0
+    code, out, _ = tagger(capsys, "label", inited, "jazz", "a.wav", inited / "Album" / "b.flac")
+    assert code == 0 and "label 2 tracks positive for 'jazz'" in out
+    monkeypatch.chdir(inited / "Album")  # a path relative to the current folder
+    code, out, _ = tagger(capsys, "label", inited, "jazz", "--negative", "b.flac")
+    assert code == 0
+    assert labels(inited, "jazz") == {"a.wav": "positive", "Album/b.flac": "negative"}
+    code, out, _ = tagger(capsys, "undo", inited)
+    assert code == 0 and out.strip() == "Undone: label 'b.flac' negative for 'jazz'"
+    assert labels(inited, "jazz") == {"a.wav": "positive", "Album/b.flac": "positive"}
+    code, out, _ = tagger(capsys, "redo", inited)
+    assert code == 0 and out.startswith("Redone: label 'b.flac' negative")
+    code, out, _ = tagger(capsys, "label", inited, "jazz", "--remove", "a.wav")
+    assert code == 0 and labels(inited, "jazz") == {"Album/b.flac": "negative"}
+    code, out, _ = tagger(capsys, "redo", inited)
+    assert code == 1 and "Nothing to redo" in out
+    code, out, _ = tagger(capsys, "label", inited, "jazz", "--negative", "b.flac")
+    assert code == 0 and "Nothing changed" in out
+
+
+def test_label_is_all_or_nothing(inited: Path, capsys):
+    tagger(capsys, "tag", "add", inited, "jazz")
+    code, _, err = tagger(capsys, "label", inited, "jazz", "a.wav", "nope.mp3", "/etc/hosts")
+    assert code == 2
+    assert "not inside the music folder" in err
+    code, _, err = tagger(capsys, "label", inited, "jazz", "a.wav", "nope.mp3")
+    assert code == 2 and "nope.mp3" in err and "nothing was labelled" in err
+    assert labels(inited, "jazz") == {}
+    code, _, err = tagger(capsys, "label", inited, "rock", "a.wav")
+    assert code == 2 and "no tag named 'rock'" in err and "--create-tag" in err
+    code, _, _ = tagger(capsys, "label", inited, "rock", "a.wav", "--create-tag")
+    assert code == 0 and labels(inited, "rock") == {"a.wav": "positive"}
+
+
+def test_label_paths_from_stdin_and_unicode(inited: Path, capsys, monkeypatch):
+    tagger(capsys, "tag", "add", inited, "jazz")
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "Album/Ünïcode.ogg")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"a.wav\n\n{nfd}\n"))
+    code, _, err = tagger(capsys, "label", inited, "jazz", "--skip", "-")
+    assert code == 0, err
+    assert labels(inited, "jazz") == {"a.wav": "skip", "Album/Ünïcode.ogg": "skip"}
+
+
+def test_tags_tree_and_counts(inited: Path, capsys):
+    assert tagger(capsys, "tag", "add", inited, "jazz", "--colour", "#123456")[0] == 0
+    assert tagger(capsys, "tag", "add", inited, "bebop", "--parent", "jazz")[0] == 0
+    code, _, err = tagger(capsys, "tag", "add", inited, "JAZZ")
+    assert code == 2 and "already exists" in err
+    tagger(capsys, "label", inited, "bebop", "a.wav", "Album/b.flac")
+    tagger(capsys, "label", inited, "jazz", "--negative", "Album/Ünïcode.ogg")
+    code, out, _ = tagger(capsys, "tag", "list", inited)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "Tags (2):"
+    assert lines[1].split()[:5] == ["jazz", "2", "positive", "1", "negative"]
+    assert lines[2].startswith("    bebop") and lines[2].split()[1:5] == [
+        "2",
+        "positive",
+        "1",
+        "negative",
+    ]
+    assert tagger(capsys, "tag", "rename", inited, "bebop", "Bebop")[0] == 0
+    code, _, err = tagger(capsys, "tag", "edit", inited, "jazz", "--parent", "Bebop")
+    assert code == 2 and "would loop" in err
+    code, out, _ = tagger(capsys, "tag", "edit", inited, "bebop", "--top-level")
+    assert code == 0 and "change parent of tag 'Bebop'" in out
+    code, out, _ = tagger(capsys, "tag", "delete", inited, "jazz")
+    assert code == 0 and "delete tag 'jazz' (1 labels)" in out
+    code, out, _ = tagger(capsys, "tag", "list", inited)
+    assert "jazz" not in out and "Bebop" in out
+    assert tagger(capsys, "undo", inited)[0] == 0
+    assert labels(inited, "jazz") == {"Album/Ünïcode.ogg": "negative"}
+
+
+def test_sync_follows_moved_files(inited: Path, capsys):
+    tagger(capsys, "tag", "add", inited, "jazz")
+    tagger(capsys, "label", inited, "jazz", "a.wav")
+    (inited / "New").mkdir()
+    shutil.move(inited / "a.wav", inited / "New" / "a renamed.wav")
+    os.remove(inited / "Album" / "b.flac")
+    code, out, _ = tagger(capsys, "project", "sync", inited, "--quiet")
+    assert code == 0
+    assert "a.wav -> New/a renamed.wav" in out
+    assert "missing now (labels kept) 1" in out and "Album/b.flac" in out
+    assert labels(inited, "jazz") == {"New/a renamed.wav": "positive"}
+    code, out, _ = tagger(capsys, "project", "status", inited)
+    assert "Tracks:  3, of which 1 missing" in out and "  Album/b.flac" in out
+
+
+def test_bad_projects_give_clear_errors(tmp_path: Path, inited: Path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "project.sqlite").write_bytes(b"garbage " * 1000)
+    code, _, err = tagger(capsys, "project", "status", bad)
+    assert code == 2 and str(bad / "project.sqlite") in err and "damaged" in err
+    code, _, err = tagger(capsys, "undo", tmp_path / "nowhere")
+    assert code == 2 and "no such file or folder" in err
+    code, _, err = tagger(capsys, "project", "init", tmp_path / "no music")
+    assert code == 2 and "not a folder" in err
+    shutil.move(inited / ".tagger", tmp_path / "orphan")
+    shutil.rmtree(inited)
+    code, out, _ = tagger(capsys, "project", "status", tmp_path / "orphan")
+    assert code == 0 and f"Music:   {inited}  (NOT FOUND" in out
+    code, _, err = tagger(capsys, "project", "sync", tmp_path / "orphan")
+    assert code == 2 and "does not exist" in err
+
+
+def test_a_second_writer_gets_a_clear_message(inited: Path):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import sys
+                from tagger_gui.core.project import Project
+                p = Project.open(sys.argv[1])
+                print("ready", flush=True)
+                sys.stdin.read()
+                """
+            ),
+            str(inited),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        run = subprocess.run(
+            [sys.executable, "-m", "tagger_gui", "tag", "add", str(inited), "jazz"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 2
+        assert f"project is open elsewhere (pid {holder.pid} on host" in run.stderr
+        # reading still works
+        run = subprocess.run(
+            [sys.executable, "-m", "tagger_gui", "project", "status", str(inited)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0 and "Tracks:  3" in run.stdout
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_help_speaks_to_a_librarian(capsys):
+    with pytest.raises(SystemExit):
+        main(["project", "--help"])
+    out = capsys.readouterr().out
+    assert "tagger project init ~/Music" in out and "undo" in out
+    with pytest.raises(SystemExit):
+        main(["label", "--help"])
+    out = capsys.readouterr().out
+    for words in ("--negative", "--skip", "--remove", "stdin"):
+        assert words in out
