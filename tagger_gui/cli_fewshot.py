@@ -178,6 +178,18 @@ def load_matrices(data, specs: list[str], cache_path: Path | None):
     return data, matrices
 
 
+def with_spaces(matrices: dict, components: list[int]) -> dict:
+    """Each matrix in each probe space (standardised, or the top N principal components)."""
+    from tagger_gui.core.fewshot.space import FeatureSpace
+
+    out = {}
+    for name, X in matrices.items():
+        for n in components:
+            space = FeatureSpace(n_components=n or None)
+            out[f"{name} pca{n}" if n else name] = space.fit_transform(X)
+    return out
+
+
 def _drive(task, total_hint: str, quiet: bool):
     from tqdm import tqdm
 
@@ -204,6 +216,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     data = load_dataset(args)
     data, matrices = load_matrices(data, args.features or [DEFAULT_FEATURES], args.cache)
+    if args.pca:
+        matrices = with_spaces(matrices, args.pca)
     print(data.summary())
     task = few_shot_eval(
         data,

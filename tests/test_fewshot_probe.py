@@ -128,3 +128,36 @@ def test_scoring_in_blocks_matches_one_product(monkeypatch, data):
     whole = probe.decision_function(X)
     monkeypatch.setattr(probe_mod, "_SCORE_BLOCK", 7)
     np.testing.assert_allclose(probe.decision_function(X), whole, rtol=1e-6, atol=1e-5)
+
+
+def test_feature_space_folds_standardisation_and_pca(data):
+    from sklearn.decomposition import PCA
+
+    from tagger_gui.core.fewshot.space import FeatureSpace
+
+    _, X = data
+    space = FeatureSpace(n_components=5).fit(X)
+    P = space.transform(X)
+    assert P.shape == (len(X), 5) and P.dtype == np.float32
+    Z = (X - X.mean(axis=0)) / X.std(axis=0)
+    ref = PCA(5, svd_solver="full").fit_transform(Z)
+    # components are defined up to sign
+    for j in range(5):
+        c = np.corrcoef(P[:, j], ref[:, j])[0, 1]
+        assert abs(abs(c) - 1) < 1e-4
+    assert np.all(np.diff(P.var(axis=0)) <= 1e-3)  # ordered by variance
+    white = FeatureSpace(n_components=5, whiten=True).fit_transform(X)
+    np.testing.assert_allclose(white.std(axis=0), 1.0, rtol=0.02)
+    full = FeatureSpace(n_components=None).fit_transform(X)
+    np.testing.assert_allclose(full, Z, rtol=1e-4, atol=1e-4)
+
+
+def test_feature_space_samples_large_libraries(data):
+    from tagger_gui.core.fewshot.space import FeatureSpace
+
+    _, X = data
+    a = FeatureSpace(n_components=4, max_fit_rows=100, random_state=0).fit(X)
+    b = FeatureSpace(n_components=4, max_fit_rows=100, random_state=1).fit(X)
+    assert not np.allclose(a.mean_, b.mean_)  # fitted on different samples
+    # a sample of 100 rows: within 4 standard errors of the full mean
+    assert np.all(np.abs(a.mean_ - X.mean(axis=0)) < 4 * X.std(axis=0) / 10)
