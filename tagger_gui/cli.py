@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="model output(s) to export, concatenated in order (default: all)",
     )
     export.set_defaults(func=cmd_embeddings_export)
+
+    # Commands of the other parts of the app live beside their own code.
+    from tagger_gui import cli_fewshot, cli_project
+
+    cli_project.add_commands(sub)
+    cli_fewshot.add_commands(sub)
     return parser
 
 
