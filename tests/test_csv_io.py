@@ -474,13 +474,15 @@ BIG_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="resource.getrusage is POSIX")
 def test_100_mb_file_streams_with_bounded_memory(tmp_path: Path):
-    """~100 MB, 1.2 million labels: read in a few seconds with < 150 MB extra memory.
+    """~100 MB, 1.44 million labels: streamed, with < 150 MB extra memory.
 
-    Measured (2024 laptop-class CPU): 3.2 s, peak growth about 57 MB. Holding
-    the rows as Python tuples (or the file in memory) would need several
-    hundred MB, so the bound is one a careless reader would break.
+    Measured on a shared 2-core machine: the read takes 3-9 s depending on the
+    load (10-17 s for the whole test, writing the file included), peak growth
+    60-75 MB. Holding the rows as Python tuples (or the file in memory) would
+    need several hundred MB, so the bound is one a careless reader would break.
     """
     out = subprocess.run(
         [sys.executable, "-c", BIG_SCRIPT, str(tmp_path / "big.csv")],

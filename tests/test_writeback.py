@@ -328,13 +328,16 @@ def test_unsupported_and_unreadable_files_are_skipped(tmp_path: Path):
     root.mkdir()
     (root / "fake.mp3").write_text("not audio at all\n")
     sf.write(root / "t.au", music_like(1, 8000, 1), 8000, format="AU")
-    plan = plan_writeback(root, {"fake.mp3": ["x"], "t.au": ["x"], "gone.flac": ["x"]})
+    make(tmp_path / "outside.mp3")
+    wanted = {"fake.mp3": ["x"], "t.au": ["x"], "gone.flac": ["x"], "../outside.mp3": ["x"]}
+    plan = plan_writeback(root, wanted)
     reasons = {c.relpath: c.skip_reason for c in plan}
+    assert reasons["../outside.mp3"] == "not a path inside the library folder"
     assert "tags cannot be read" in reasons["fake.mp3"]
     assert "unsupported format" in reasons["t.au"]
     assert "cannot be found" in reasons["gone.flac"]
     report = apply_writeback(root, plan, journal_path=tmp_path / "j")
-    assert len(report.skipped) == 3 and not report.written
+    assert len(report.skipped) == 4 and not report.written
     assert (root / "fake.mp3").read_text() == "not audio at all\n"
 
 

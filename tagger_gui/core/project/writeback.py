@@ -401,6 +401,10 @@ def plan_writeback_task(
 def _plan_one(root, relpath, new, field_name, id3_version, expected) -> Change:
     path = root / relpath
     ch = Change(relpath, "", field_name, [], new, field_name=field_name, id3_version=id3_version)
+    parts = relpath.replace("\\", "/").split("/")
+    if Path(relpath).is_absolute() or ".." in parts:
+        ch.skip_reason = "not a path inside the library folder"
+        return ch
     try:
         st = path.stat()
     except OSError as exc:
