@@ -147,6 +147,93 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     lister.add_argument("project", nargs="?", default=".", metavar="PROJECT", help=PROJECT_HELP)
     lister.set_defaults(func=cmd_tag_list)
 
+    export = sub.add_parser(
+        "export",
+        help="write the labels to a CSV file (long or wide layout)",
+        description="Write the project's labels to a CSV file (UTF-8, RFC 4180) with its "
+        "provenance in '# key: value' lines at the top and in FILE.json. Long layout: one "
+        "row per track and tag (path, tag, decision, source, score, predicted, threshold, "
+        "feature, probe_version, time). Wide layout: one row per track, one column per "
+        "tag (1 positive, 0 negative, empty otherwise). The score and probe version are "
+        "filled for model proposals you accepted.",
+        formatter_class=raw,
+    )
+    export.add_argument("project", metavar="PROJECT", help=PROJECT_HELP)
+    export.add_argument("-o", "--out", type=Path, required=True, metavar="FILE")
+    export.add_argument(
+        "--format", choices=["long", "wide"], default="long", help="the layout (default long)"
+    )
+    export.add_argument(
+        "--tag", action="append", metavar="TAG", help="only this tag (repeat for several)"
+    )
+    export.add_argument(
+        "--hierarchy",
+        action="store_true",
+        help="apply the tag hierarchy (a bebop positive is also written as a jazz positive)",
+    )
+    export.set_defaults(func=cmd_export)
+
+    imp = sub.add_parser(
+        "import",
+        help="import labels from a CSV file (all or nothing; one undo step)",
+        description="Import labels from FILE: 'path,tag[,value]' rows (value positive/"
+        "negative/skip, 1/0, yes/no...; positive if absent) or the wide layout (one column "
+        "per tag). Paths may be absolute or relative to the music folder, with / or \\. "
+        "Tags that do not exist are created. The import is one undoable step, and nothing "
+        "is imported if any row is wrong or (without --allow-unmatched) matches no file.",
+    )
+    imp.add_argument("project", metavar="PROJECT", help=PROJECT_HELP)
+    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.add_argument("--dry-run", action="store_true", help="check and report, import nothing")
+    imp.add_argument(
+        "--allow-unmatched",
+        action="store_true",
+        help="import the rows that match even if some match no file of the library",
+    )
+    imp.set_defaults(func=cmd_import)
+
+    wb = sub.add_parser(
+        "writeback",
+        help="write the tags into the audio files' own metadata (preview with --dry-run)",
+        description="Write each track's positive tags into a field of its own tags "
+        "(ID3 TXXX, Vorbis comment, MP4 freeform atom). Only that field changes, never the "
+        "audio. Files changed since the last `tagger project sync`, and read-only files, "
+        "are skipped and listed. Every write-back keeps a journal; --undo puts the old "
+        "values back.",
+    )
+    wb.add_argument("project", metavar="PROJECT", help=PROJECT_HELP)
+    wb.add_argument("--dry-run", action="store_true", help="show every change, write nothing")
+    wb.add_argument(
+        "--field", default=None, metavar="NAME", help="the field name (default TAGGER_TAGS)"
+    )
+    wb.add_argument("--id3v23", action="store_true", help="save MP3/WAV/AIFF tags as ID3v2.3")
+    wb.add_argument(
+        "--tag", action="append", metavar="TAG", help="only this tag (repeat for several)"
+    )
+    wb.add_argument(
+        "--no-hierarchy",
+        action="store_true",
+        help="write only the tags given (not the parents of positive tags)",
+    )
+    wb.add_argument(
+        "--labelled-only",
+        action="store_true",
+        help="only files with a positive tag (faster; does not clear tags taken back)",
+    )
+    wb.add_argument("--journal", type=Path, metavar="FILE", help="where to keep the journal")
+    wb.add_argument(
+        "--undo",
+        nargs="?",
+        const="latest",
+        metavar="JOURNAL",
+        help="undo a write-back (default: the latest one of this project)",
+    )
+    wb.add_argument(
+        "--force", action="store_true", help="with --undo: also files whose field changed since"
+    )
+    wb.add_argument("--quiet", action="store_true", help="no progress bar")
+    wb.set_defaults(func=cmd_writeback)
+
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -432,3 +519,176 @@ def cmd_tag_list(args: argparse.Namespace) -> int:
     with _open(args.project, readonly=True) as project:
         _print_tags(project)
     return 0
+
+
+# --- export, import, write-back --------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tagger_gui.core.project.csv_io import write_long_csv, write_wide_csv
+
+    with _open(args.project, readonly=True) as project:
+        tags = [project.tag(t) for t in args.tag] if args.tag else project.tags()
+        rows = project.label_rows(tags=tags, hierarchy=args.hierarchy)
+        provenance = {
+            "project": str(project.project_dir),
+            "library_root": str(project.library_root),
+            "hierarchy": args.hierarchy,
+            "labels": len(rows),
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "long":
+        n = write_long_csv(
+            args.out,
+            (
+                {
+                    "path": rel,
+                    "tag": tag,
+                    "decision": value,
+                    "source": source,
+                    # the score of a model proposal the human accepted
+                    "score": score if source == "model" else None,
+                    "probe_version": probe if source == "model" else None,
+                    "time": when,
+                }
+                for rel, tag, value, source, when, score, probe in rows
+            ),
+            provenance=provenance,
+        )
+    else:
+        cells: dict[str, dict[str, str]] = {}
+        for rel, tag, value, *_ in rows:
+            cells.setdefault(rel, {})[tag] = value
+        n = write_wide_csv(
+            args.out, cells.items(), tags=[t.name for t in tags], provenance=provenance
+        )
+    print(f"Wrote {n} rows ({len(rows)} labels, {len(tags)} tags) to {args.out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from tagger_gui.core.project.csv_io import read_labels_csv
+
+    with _open(args.project) as project:
+        table = project.tracks()
+        plan = read_labels_csv(args.file, library_root=project.library_root, relpaths=table.relpath)
+        print(f"{args.file}: {plan.summary()}")
+        if plan.unmatched_count:
+            print(f"Rows that match no file of the library ({plan.unmatched_count}):")
+            for line_no, path, reason in plan.unmatched[:20]:
+                print(f"  line {line_no}: {path}: {reason}")
+            if plan.unmatched_count > 20:
+                print(f"  ... and {plan.unmatched_count - 20} more")
+            if not args.allow_unmatched:
+                raise ProjectError(
+                    "nothing imported: some rows match no file (fix them, run `tagger project "
+                    "sync` if the files are new, or import the rest with --allow-unmatched)"
+                )
+        if args.dry_run:
+            print("Dry run: nothing imported.")
+            return 0
+        id_of = dict(zip(table.relpath, table.id.tolist(), strict=True))
+        result = project.import_labels(
+            ((id_of[rel], tag, value) for rel, tag, value, _line in plan.rows),
+            description=f"import {args.file.name}",
+        )
+    if result.action_id is None:
+        print("Nothing changed: the project already has these labels.")
+        return 0
+    created = f"; new tags: {', '.join(result.created_tags)}" if result.created_tags else ""
+    print(f"Imported {result.changed} labels{created}. `tagger undo` takes the import back.")
+    return 0
+
+
+def _drive(task, quiet: bool, desc: str):
+    from tqdm import tqdm
+
+    bar = None
+    try:
+        while True:
+            try:
+                p = next(task)
+            except StopIteration as stop:
+                return stop.value
+            if bar is None:
+                bar = tqdm(total=p.total, unit="file", disable=quiet, desc=desc)
+            bar.update(p.done - bar.n)
+    finally:
+        task.close()
+        if bar is not None:
+            bar.close()
+
+
+def _print_writeback_report(report) -> None:
+    print(report.summary())
+    for label, items in (("Skipped", report.skipped), ("Failed", report.failed)):
+        if items:
+            print(f"{label} ({len(items)}):")
+            for rel, reason in items[:50]:
+                print(f"  {rel}: {reason}")
+            if len(items) > 50:
+                print(f"  ... and {len(items) - 50} more")
+
+
+def cmd_writeback(args: argparse.Namespace) -> int:
+    from tagger_gui.core.project import writeback as wbk
+
+    # A write-back changes files the project tracks, so it records their new
+    # size and time: it needs the project for writing (a dry run does not).
+    readonly = args.dry_run and args.undo is None
+    with _open(args.project, readonly=readonly) as project:
+        journals = project.project_dir / "writeback"
+        root = project.library_root
+        if args.undo is not None:
+            if args.undo == "latest":
+                found = sorted(journals.glob("*.jsonl")) if journals.is_dir() else []
+                if not found:
+                    raise ProjectError(f"no write-back journal in {journals}")
+                journal = found[-1]
+            else:
+                journal = Path(args.undo)
+            task = wbk.undo_writeback_task(journal, library_root=root, force=args.force)
+            report = _drive(task, args.quiet, "restoring")
+            project.record_rewritten_files(report.new_stats)
+            print(f"Undid the write-back of {journal}:")
+            _print_writeback_report(report)
+            return 0 if not report.failed else 1
+        if not root.is_dir():
+            raise ProjectError(f"the music folder {root} does not exist (unplugged or moved?)")
+        tags = [project.tag(t) for t in args.tag] if args.tag else None
+        wanted = project.positive_tags_by_track(tags=tags, hierarchy=not args.no_hierarchy)
+        if args.labelled_only:
+            wanted = {rel: names for rel, names in wanted.items() if names}
+        table = project.tracks(include_missing=False)
+        expected = {
+            rel: (int(size), int(mtime))
+            for rel, size, mtime in zip(table.relpath, table.size, table.mtime_ns, strict=True)
+        }
+        field = args.field or wbk.DEFAULT_FIELD
+        try:
+            task = wbk.plan_writeback_task(
+                root, wanted, field=field, id3_version=3 if args.id3v23 else 4, expected=expected
+            )
+            changes = _drive(task, args.quiet, "reading tags")
+        except ValueError as exc:
+            raise ProjectError(str(exc)) from None
+        print(wbk.format_preview(changes))
+        if args.dry_run:
+            print("Dry run: nothing written.")
+            return 0
+        if not any(ch.action in ("write", "remove") for ch in changes):
+            print("Nothing to write.")
+            return 0
+        now = time.time()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{now % 1:.3f}"[1:]
+        journal = args.journal or journals / f"{stamp}.jsonl"
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        task = wbk.apply_writeback_task(root, changes, journal_path=journal)
+        # After Ctrl-C here the files written are in the journal but their
+        # new stats are not recorded: the next sync re-reads them (same
+        # tracks, labels untouched), which is harmless.
+        report = _drive(task, args.quiet, "writing tags")
+        project.record_rewritten_files(report.new_stats)
+    _print_writeback_report(report)
+    print(f"Journal: {journal}  (undo with `tagger writeback PROJECT --undo {journal}`)")
+    return 0 if not report.failed else 1

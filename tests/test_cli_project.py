@@ -10,7 +10,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from tagger_gui.cli import main
 from tagger_gui.core.project import Project
@@ -239,3 +241,142 @@ def test_help_speaks_to_a_librarian(capsys):
     out = capsys.readouterr().out
     for words in ("--negative", "--skip", "--remove", "stdin"):
         assert words in out
+
+
+# --- export, import, write-back -------------------------------------------------------------
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.reader(line for line in fh if not line.startswith("#")))
+
+
+@pytest.fixture
+def labelled(inited: Path, capsys) -> Path:
+    tagger(capsys, "tag", "add", inited, "jazz")
+    tagger(capsys, "tag", "add", inited, "bebop", "--parent", "jazz")
+    tagger(capsys, "label", inited, "bebop", "a.wav")
+    tagger(capsys, "label", inited, "jazz", "--negative", "Album/Ünïcode.ogg")
+    with Project.open(inited) as p:
+        (b,) = p.track_ids_for_relpaths(["Album/b.flac"])
+        p.set_labels("jazz", [b], "positive", source="model", scores=0.91, probe_version="v7")
+    return inited
+
+
+def test_export_long_and_wide(labelled: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out" / "labels.csv"
+    code, text, err = tagger(capsys, "export", labelled, "-o", out)
+    assert code == 0, err
+    assert text.strip() == f"Wrote 3 rows (3 labels, 2 tags) to {out}"
+    rows = read_csv(out)
+    assert rows[0][:4] == ["path", "tag", "decision", "source"]
+    body = {(r[0], r[1]): r for r in rows[1:]}
+    assert set(body) == {
+        ("a.wav", "bebop"),
+        ("Album/b.flac", "jazz"),
+        ("Album/Ünïcode.ogg", "jazz"),
+    }
+    assert body[("Album/b.flac", "jazz")][2:5] == ["positive", "model", "0.91"]
+    assert body[("Album/b.flac", "jazz")][8] == "v7"
+    assert body[("a.wav", "bebop")][2:5] == ["positive", "human", ""]
+    assert out.read_text(encoding="utf-8").startswith("# ")
+    assert (tmp_path / "out" / "labels.csv.json").is_file()
+
+    wide = tmp_path / "wide.csv"
+    code, _, err = tagger(capsys, "export", labelled, "-o", wide, "--format", "wide", "--hierarchy")
+    assert code == 0, err
+    rows = read_csv(wide)
+    assert rows[0] == ["path", "bebop", "jazz"]
+    cells = {r[0]: r[1:] for r in rows[1:]}
+    assert cells["a.wav"] == ["1", "1"]  # the bebop positive counts for jazz
+    assert cells["Album/Ünïcode.ogg"] == ["0", "0"]  # the jazz negative counts for bebop
+    assert cells["Album/b.flac"] == ["", "1"]
+
+
+def test_export_then_import_elsewhere(labelled: Path, tmp_path: Path, capsys):
+    out = tmp_path / "labels.csv"
+    assert tagger(capsys, "export", labelled, "-o", out)[0] == 0
+    copy = tmp_path / "Copy"
+    shutil.copytree(labelled, copy, ignore=shutil.ignore_patterns(".tagger"))
+    assert tagger(capsys, "project", "init", copy, "--quiet")[0] == 0
+    code, text, err = tagger(capsys, "import", copy, out, "--dry-run")
+    assert code == 0 and "3 labels" in text and "Dry run" in text
+    with Project.open(copy, readonly=True) as p:
+        assert p.tags() == []
+    code, text, err = tagger(capsys, "import", copy, out)
+    assert code == 0, err
+    assert "Imported 3 labels; new tags: " in text
+    assert set(text.split("new tags: ")[1].split(".")[0].split(", ")) == {"bebop", "jazz"}
+    assert labels(copy, "jazz") == {"Album/b.flac": "positive", "Album/Ünïcode.ogg": "negative"}
+    assert labels(copy, "bebop") == {"a.wav": "positive"}
+    code, text, _ = tagger(capsys, "undo", copy)
+    assert code == 0 and text.strip() == f"Undone: import {out.name}"
+    with Project.open(copy, readonly=True) as p:
+        assert p.tags() == []
+
+
+def test_import_is_all_or_nothing(inited: Path, tmp_path: Path, capsys):
+    good = tmp_path / "good.csv"
+    good.write_text(
+        f'path,tag,value\n"{inited / "a.wav"}",rock,yes\nAlbum\\b.flac,rock,no\n'
+        "not/here.mp3,rock,yes\n",
+        encoding="utf-8",
+    )
+    code, text, err = tagger(capsys, "import", inited, good)
+    assert code == 2 and "line 4: not/here.mp3" in text and "nothing imported" in err
+    with Project.open(inited, readonly=True) as p:
+        assert p.tags() == []
+    code, text, err = tagger(capsys, "import", inited, good, "--allow-unmatched")
+    assert code == 0, err
+    assert labels(inited, "rock") == {"a.wav": "positive", "Album/b.flac": "negative"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text('path,tag,value\na.wav,jazz,1\n"Album/b.flac,jazz,1\n', encoding="utf-8")
+    code, _, err = tagger(capsys, "import", inited, bad)
+    assert code == 2 and f"{bad}, line 3" in err
+    with Project.open(inited, readonly=True) as p:
+        assert not p.has_tag("jazz")
+
+
+def test_writeback_preview_write_and_undo(labelled: Path, capsys):
+    from tagger_gui.core.project.writeback import read_field
+
+    files = {rel: (labelled / rel).read_bytes() for rel in ("a.wav", "Album/b.flac")}
+    code, text, err = tagger(capsys, "writeback", labelled, "--dry-run", "--quiet")
+    assert code == 0, err
+    assert "a.wav [TXXX:TAGGER_TAGS]: (none) -> bebop; jazz" in text
+    assert "Album/b.flac [TAGGER_TAGS]: (none) -> jazz" in text
+    assert "Dry run: nothing written." in text
+    assert all((labelled / rel).read_bytes() == data for rel, data in files.items())
+
+    code, text, err = tagger(capsys, "writeback", labelled, "--quiet")
+    assert code == 0, err
+    assert "2 files written" in text and "Journal: " in text
+    assert read_field(labelled / "a.wav") == ["bebop", "jazz"]
+    assert read_field(labelled / "Album/b.flac") == ["jazz"]
+    # our own rewrite is not "a file changed since the scan"
+    code, text, _ = tagger(capsys, "writeback", labelled, "--dry-run", "--quiet")
+    assert "0 to write, 0 to clear, 3 already up to date, 0 skipped" in text
+    code, text, _ = tagger(capsys, "project", "sync", labelled, "--quiet")
+    assert "changed    0" in text
+
+    code, text, err = tagger(capsys, "writeback", labelled, "--undo", "--quiet")
+    assert code == 0, err
+    assert "2 files written" in text
+    for rel, data in files.items():
+        assert read_field(labelled / rel) == []
+        # the audio is the same (the tag blocks may be laid out differently)
+        before, _ = sf.read(io.BytesIO(data))
+        after, _ = sf.read(labelled / rel)
+        np.testing.assert_array_equal(before, after)
+
+
+def test_writeback_skips_files_changed_since_the_scan(labelled: Path, capsys):
+    write_audio(labelled / "a.wav", 0.4, seed=9)  # someone re-encoded it
+    code, text, err = tagger(capsys, "writeback", labelled, "--quiet")
+    assert code == 0, err
+    assert "SKIP   a.wav: changed since it was analysed" in text
+    assert "1 files written" in text
+    code, _, err = tagger(capsys, "writeback", labelled, "--field", "A=B", "--dry-run")
+    assert code == 2 and "without '='" in err

@@ -1180,6 +1180,40 @@ class Project:
             with self._mutex:
                 self._syncing = False
 
+    @_api
+    def record_rewritten_files(self, new_stats: dict[str, tuple[int, int]]) -> int:
+        """Record files that *we* rewrote (a tag write-back) as unchanged music.
+
+        Updates size, mtime and fingerprint, so the next sync and the next
+        write-back do not take them for files someone else changed.
+
+        Parameters
+        ----------
+        new_stats : dict of relpath to (size, mtime_ns)
+            As in ``WritebackReport.new_stats``.
+
+        Returns
+        -------
+        int
+            Tracks updated (files unknown to the project are ignored).
+        """
+        from tagger_gui.core.project.trackmeta import fingerprint
+
+        root = self.library_root
+        updates = []
+        for rel, (size, mtime_ns) in new_stats.items():
+            try:
+                fp = fingerprint(root / rel, size)
+            except OSError:
+                fp = None  # gone again: the next sync will tell
+            updates.append((size, mtime_ns, fp, rel))
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "UPDATE tracks SET size=?, mtime_ns=?, fingerprint=? WHERE relpath=?", updates
+            )
+            return conn.total_changes - before
+
     @staticmethod
     def _pick_moved(candidates: list[int], vanished: dict, claimed: set[int], f) -> int | None:
         """Of the vanished tracks with the new file's identity, the one it most
@@ -1871,26 +1905,84 @@ class Project:
 
     @_api
     def label_rows(
-        self, *, sources: Sequence[str] = SOURCES
+        self,
+        *,
+        tags: Sequence[str | int | Tag] | None = None,
+        hierarchy: bool = False,
     ) -> list[tuple[str, str, str, str, float, float | None, str | None]]:
-        """Every label given (no hierarchy), for export.
+        """Every current label as rows, for export.
+
+        Parameters
+        ----------
+        tags : sequence of tag names, ids or Tags, optional, keyword-only
+            Only these tags (default: all).
+        hierarchy : bool, keyword-only
+            Apply the tag hierarchy (as :meth:`labels` does): a track positive
+            for "bebop" gets a "jazz" positive row too.
 
         Returns
         -------
         list of (relpath, tag name, value, source, time, score, probe_version)
-            Ordered by path, then tag name. Labels of deleted tags are left out.
+            Ordered by path, then tag name (ignoring case).
         """
-        sources = list(sources)
-        rows = self._conn.execute(
-            "SELECT tracks.relpath, tags.name, labels.value, labels.source, labels.time,"
-            " labels.score, labels.probe_version FROM labels"
-            " JOIN tracks ON tracks.id = labels.track_id"
-            " JOIN tags ON tags.id = labels.tag_id"
-            f" WHERE tags.deleted IS NULL AND labels.source IN ({_placeholders(len(sources))})"
-            " ORDER BY tracks.relpath, tags.name_key",
-            sources,
-        )
-        return rows.fetchall()
+        chosen = self.tags() if tags is None else [self.tag(t) for t in tags]
+        relpath_of = dict(self._conn.execute("SELECT id, relpath FROM tracks"))
+        rows = []
+        for tag in chosen:
+            lab = self.labels(tag.id, hierarchy=hierarchy)
+            names = {1: "positive", -1: "negative", 0: "skip"}
+            for i, track in enumerate(lab.track_id.tolist()):
+                score = float(lab.score[i])
+                rows.append(
+                    (
+                        relpath_of[track],
+                        tag.name,
+                        names[int(lab.value[i])],
+                        lab.source[i],
+                        float(lab.time[i]),
+                        None if math.isnan(score) else score,
+                        lab.probe_version[i],
+                    )
+                )
+        rows.sort(key=lambda r: (r[0], _name_key(r[1])))
+        return rows
+
+    @_api
+    def positive_tags_by_track(
+        self,
+        *,
+        tags: Sequence[str | int | Tag] | None = None,
+        hierarchy: bool = True,
+        include_missing: bool = False,
+    ) -> dict[str, list[str]]:
+        """For every track, the names of the tags it is positive for (for write-back).
+
+        Every track is listed (with ``[]`` when it has no positive), so that a
+        write-back also clears tags that were taken back.
+
+        Parameters
+        ----------
+        tags : sequence of tag names, ids or Tags, optional, keyword-only
+            Only these tags (default: all).
+        hierarchy : bool, keyword-only
+            A positive for a child tag counts for its ancestors.
+        include_missing : bool, keyword-only
+            Also tracks whose file was missing at the last sync.
+
+        Returns
+        -------
+        dict of relpath to list of str
+            Tag names sorted ignoring case.
+        """
+        chosen = self.tags() if tags is None else [self.tag(t) for t in tags]
+        where = "" if include_missing else " WHERE missing_since IS NULL"
+        relpath_of = dict(self._conn.execute(f"SELECT id, relpath FROM tracks{where}"))
+        out: dict[str, list[str]] = {r: [] for r in sorted(relpath_of.values())}
+        for tag in sorted(chosen, key=lambda t: _name_key(t.name)):
+            for track in self.labels(tag.id, hierarchy=hierarchy).positives.tolist():
+                if track in relpath_of:
+                    out[relpath_of[track]].append(tag.name)
+        return out
 
     @_api
     def label_snapshot(self, tag: str | int | Tag, *, hierarchy: bool = True) -> str:
