@@ -696,3 +696,56 @@ def test_one_label_costs_the_same_in_a_big_project(project: Project):
     assert project.undo() == f"label {name(project, 2)} positive for 'jazz'"
     assert project.undo() == "label 20000 tracks negative for 'jazz'"
     assert project.labels("jazz").as_dict() == {1: "positive"}
+
+
+# --- export helpers ------------------------------------------------------------------------
+
+
+def test_rows_for_export_and_write_back(project: Project, library: Path):
+    a, b, c = ids_of(project, "a.wav", "Album/b.flac", "Album/c.ogg")
+    project.create_tag("jazz")
+    project.create_tag("Bebop", parent="jazz")
+    project.set_labels("Bebop", [a], "positive")
+    project.set_labels("jazz", [b], "negative")
+    project.set_labels("jazz", [c], "positive", source="model", scores=0.75, probe_version="v2")
+    direct = project.label_rows()
+    assert [(r[0], r[1], r[2], r[3]) for r in direct] == [
+        ("Album/b.flac", "jazz", "negative", "human"),
+        ("Album/c.ogg", "jazz", "positive", "model"),
+        ("a.wav", "Bebop", "positive", "human"),
+    ]
+    assert direct[1][5:] == (0.75, "v2")
+    effective = project.label_rows(hierarchy=True)
+    assert ("a.wav", "jazz") in {(r[0], r[1]) for r in effective}
+    assert ("Album/b.flac", "Bebop", "negative") in {r[:3] for r in effective}
+    assert [r[1] for r in project.label_rows(tags=["bebop"])] == ["Bebop"]
+
+    wanted = project.positive_tags_by_track()
+    assert wanted == {
+        "a.wav": ["Bebop", "jazz"],
+        "Album/b.flac": [],
+        "Album/c.ogg": ["jazz"],
+        UNICODE_NAME: [],
+    }
+    assert project.positive_tags_by_track(hierarchy=False)["a.wav"] == ["Bebop"]
+    os.remove(library / UNICODE_NAME)
+    run_task(project.sync_library())
+    assert UNICODE_NAME not in project.positive_tags_by_track()
+
+
+def test_rewritten_files_are_not_changed_music(project: Project, library: Path):
+    import mutagen
+
+    (b,) = ids_of(project, "Album/b.flac")
+    f = mutagen.File(library / "Album" / "b.flac", easy=True)
+    f["title"] = ["a tag written by us"]
+    f.save()
+    st = (library / "Album" / "b.flac").stat()
+    assert project.record_rewritten_files({"Album/b.flac": (st.st_size, st.st_mtime_ns),
+                                           "not/known.mp3": (1, 2)}) == 1  # fmt: skip
+    assert project.track(b).size == st.st_size
+    report = run_task(project.sync_library())
+    assert report.updated == 0 and report.unchanged == 4
+    # and the new fingerprint still recognises the file when it moves
+    shutil.move(library / "Album" / "b.flac", library / "b.flac")
+    assert run_task(project.sync_library()).moved == [("Album/b.flac", "b.flac")]
