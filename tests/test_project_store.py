@@ -749,3 +749,33 @@ def test_rewritten_files_are_not_changed_music(project: Project, library: Path):
     # and the new fingerprint still recognises the file when it moves
     shutil.move(library / "Album" / "b.flac", library / "b.flac")
     assert run_task(project.sync_library()).moved == [("Album/b.flac", "b.flac")]
+
+
+def test_labelling_while_a_sync_runs_on_another_thread(project: Project, library: Path):
+    import threading
+
+    for i in range(30):
+        write_audio(library / "more" / f"{i:02d}.wav", 0.05, seed=50 + i)
+    project.create_tag("jazz")
+    errors: list[BaseException] = []
+
+    def sync():
+        try:
+            run_task(project.sync_library())
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=sync)
+    worker.start()
+    labelled = 0
+    while worker.is_alive() or labelled < 5:
+        project.set_labels("jazz", [1 + labelled % 4], "positive" if labelled % 2 else "negative")
+        labelled += 1
+    worker.join()
+    assert errors == []
+    assert len(project.tracks()) == 34 and project.check() == []
+    with pytest.raises(ProjectError, match="already running"):
+        task = project.sync_library()
+        next(task)
+        run_task(project.sync_library())
+    task.close()
