@@ -97,6 +97,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="paper: K per tag, all tags one-vs-rest; newtag: K positives + 5K negatives",
     )
     ev.add_argument(
+        "--pca",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="N",
+        help="compare probe spaces: the top N principal components of each feature "
+        "choice (0 = standardised features, no reduction)",
+    )
+    ev.add_argument(
         "--probe",
         action="append",
         type=_probe_variant,

@@ -171,6 +171,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="apply the tag hierarchy (a bebop positive is also written as a jazz positive)",
     )
+    export.add_argument(
+        "--predictions",
+        action="store_true",
+        help="fit each tag's probe and add every embedded track's score and prediction "
+        "(long: one row per track and tag; wide: 1 where predicted)",
+    )
+    export.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="probability above which a track is predicted to have the tag (default 0.5)",
+    )
+    export.add_argument(
+        "--features", default=None, metavar="SPEC", help="feature choice of the probes"
+    )
     export.set_defaults(func=cmd_export)
 
     imp = sub.add_parser(
@@ -525,8 +541,12 @@ def cmd_tag_list(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
+    from tagger_gui.core.fewshot.predict import predict_task
     from tagger_gui.core.project.csv_io import write_long_csv, write_wide_csv
+    from tagger_gui.core.tasks import run_task
 
+    predictions = {}
     with _open(args.project, readonly=True) as project:
         tags = [project.tag(t) for t in args.tag] if args.tag else project.tags()
         rows = project.label_rows(tags=tags, hierarchy=args.hierarchy)
@@ -536,33 +556,69 @@ def cmd_export(args: argparse.Namespace) -> int:
             "hierarchy": args.hierarchy,
             "labels": len(rows),
         }
+        if args.predictions:
+            task = predict_task(
+                project,
+                tags=[t.name for t in tags],
+                features=args.features or DEFAULT_FEATURES,
+                threshold=args.threshold,
+                save_probes=False,
+            )
+            predictions = run_task(task)
+            provenance["threshold"] = args.threshold
+            provenance["features"] = next(iter(predictions.values())).feature if predictions else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    decided = {
+        (rel, tag): (value, source, when, score, probe)
+        for rel, tag, value, source, when, score, probe in rows
+    }
     if args.format == "long":
-        n = write_long_csv(
-            args.out,
-            (
-                {
-                    "path": rel,
-                    "tag": tag,
-                    "decision": value,
-                    "source": source,
-                    # the score of a model proposal the human accepted
-                    "score": score if source == "model" else None,
-                    "probe_version": probe if source == "model" else None,
-                    "time": when,
-                }
-                for rel, tag, value, source, when, score, probe in rows
-            ),
-            provenance=provenance,
-        )
+        out_rows = [
+            {
+                "path": rel,
+                "tag": tag,
+                "decision": value,
+                "source": source,
+                # the score of a model proposal the human accepted
+                "score": score if source == "model" else None,
+                "probe_version": probe if source == "model" else None,
+                "time": when,
+            }
+            for (rel, tag), (value, source, when, score, probe) in decided.items()
+            if tag not in predictions
+        ]
+        for tag, pred in predictions.items():
+            for rel, p in zip(pred.relpaths, pred.scores.tolist(), strict=True):
+                value, source, when, _, _ = decided.get((rel, tag), ("", "", None, None, None))
+                out_rows.append(
+                    {
+                        "path": rel,
+                        "tag": tag,
+                        "decision": value,
+                        "source": source,
+                        "score": p,
+                        "predicted": p >= pred.threshold,
+                        "threshold": pred.threshold,
+                        "feature": pred.feature,
+                        "probe_version": pred.probe_version,
+                        "time": when,
+                    }
+                )
+        out_rows.sort(key=lambda r: (r["path"], r["tag"].casefold()))
+        n = write_long_csv(args.out, out_rows, provenance=provenance)
     else:
-        cells: dict[str, dict[str, str]] = {}
+        cells: dict[str, dict] = {}
         for rel, tag, value, *_ in rows:
             cells.setdefault(rel, {})[tag] = value
+        for tag, pred in predictions.items():
+            for rel, hit in zip(pred.relpaths, pred.predicted().tolist(), strict=True):
+                cell = cells.setdefault(rel, {})
+                cell[tag] = (cell.get(tag), hit)
         n = write_wide_csv(
-            args.out, cells.items(), tags=[t.name for t in tags], provenance=provenance
+            args.out, sorted(cells.items()), tags=[t.name for t in tags], provenance=provenance
         )
-    print(f"Wrote {n} rows ({len(rows)} labels, {len(tags)} tags) to {args.out}")
+    extra = f", predictions for {len(predictions)} tags" if predictions else ""
+    print(f"Wrote {n} rows ({len(rows)} labels, {len(tags)} tags{extra}) to {args.out}")
     return 0
 
 

@@ -133,3 +133,56 @@ def test_bad_probe_option_is_a_usage_error(tagged_library, capsys):
     with pytest.raises(SystemExit):
         main(["eval", str(labels), "--probe", "x:Cee=1"])
     assert "expected key=value" in capsys.readouterr().err
+
+
+def test_project_export_with_predictions(tmp_path, capsys):
+    """Label 2 dark pieces; the export scores every track and predicts the other dark ones."""
+    root = tmp_path / "Music"
+    kinds = {}
+    for i in range(10):
+        kind = "dark" if i % 2 == 0 else "bright"
+        rel = f"album {i // 2}/{kind} {i}.flac"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / rel, _tone(kind, 100 + i), 22050)
+        kinds[rel] = kind
+    assert main(["embed", str(root), "--backend", "handcrafted", "--workers", "0", "--quiet"]) == 0
+    assert main(["project", "init", str(root)]) == 0
+    dark = sorted(r for r, k in kinds.items() if k == "dark")
+    assert (
+        main(["label", str(root), "dark", "--create-tag", *(str(root / r) for r in dark[:2])]) == 0
+    )
+    assert (
+        main(["label", str(root), "dark", "--negative", str(root / "album 0/bright 1.flac")]) == 0
+    )
+    capsys.readouterr()
+    out = tmp_path / "pred.csv"
+    code = main(
+        [
+            "export",
+            str(root),
+            "-o",
+            str(out),
+            "--predictions",
+            "--features",
+            "handcrafted",
+            "--threshold",
+            "0.5",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    with open(out, encoding="utf-8", newline="") as fh:
+        rows = [r for r in csv.DictReader(line for line in fh if not line.startswith("#"))]
+    assert len(rows) == 10 and {r["tag"] for r in rows} == {"dark"}
+    by_path = {r["path"]: r for r in rows}
+    assert by_path[dark[0]]["decision"] == "positive"
+    assert by_path["album 0/bright 1.flac"]["decision"] == "negative"
+    assert all(r["feature"].startswith("handcrafted@") for r in rows)
+    assert all(r["threshold"] == "0.5" and r["probe_version"] for r in rows)
+    unlabeled = [r for r in rows if not r["decision"]]
+    assert len(unlabeled) == 7
+    scores = {r["path"]: float(r["score"]) for r in unlabeled}
+    dark_rest = [scores[r] for r in dark[2:]]
+    bright = [s for r, s in scores.items() if kinds[r] == "bright"]
+    assert min(dark_rest) > max(bright)  # the ranking separates the unlabeled tracks
+    for r in unlabeled:
+        assert r["predicted"] == ("1" if float(r["score"]) >= 0.5 else "0")
