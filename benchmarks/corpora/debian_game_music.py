@@ -1,26 +1,61 @@
-"""Real, freely licensed music from Debian's game soundtrack packages.
+"""A weak-label benchmark corpus of real, freely licensed music from Debian's game soundtracks.
 
 Downloads the packages with ``apt-get download`` (no install, no root needed
-beyond apt's list), unpacks them with ``dpkg-deb -x`` and links every music
-file (at least ``--min-seconds`` long, so sound effects are left out) into
-``OUT/<package>/<path inside the package>``.
+beyond apt's package lists), unpacks them with ``dpkg-deb -x``, takes every
+music file of each package (see ``LAYOUTS``: the package's music folder, files
+of at least ``--min-seconds``, minus a short list of jingles) and cuts it into
+consecutive, non-overlapping clips of ``--clip-seconds`` (30 s): mono, 22,050
+Hz, 16-bit FLAC, tagged (title, album, artist, tracknumber) with mutagen::
 
     python benchmarks/corpora/debian_game_music.py OUT [--packages P ...]
+        [--clip-seconds 30] [--max-clips-per-track 12]
 
-The music keeps its own licences (see each package's copyright file, copied
-next to the music as ``OUT/<package>/COPYRIGHT``).
+Output (every path relative to ``OUT``):
+
+- ``clips/<package>/<track>/<track>_cNN.flac``: the clips of one track share a
+  folder; ``NN`` is the clip's position in the track (clip ``NN`` starts at
+  ``NN * clip_seconds``). A final remainder shorter than ``--min-remainder``
+  (15 s) is dropped, a longer one is kept as a shorter clip. A track with more
+  than ``--max-clips-per-track`` clips keeps that many, evenly spread over the
+  whole track (first and last included), so long tracks do not dominate.
+- ``labels.csv``: ``path,tag,group`` (one row per clip and tag; group =
+  ``<package>/<track>``), readable by ``tagger eval`` with ``OUT`` as root.
+- ``tracks.csv``: one row per track; ``README.md``: what is where and the
+  licences; ``clips/<package>/COPYRIGHT``: the package's copyright file.
+
+Tags: ``soundtrack:<game>`` for every clip, plus finer tags where the files
+carry them: the Warzone 2100 album (the ``albums/<album>/`` folder and its
+``album.json``; the Opus files have no tags), the SuperTux world (the music
+folder, see ``SUPERTUX_WORLDS``), the Wesnoth composer (the Vorbis ``composer``
+or ``artist`` tag). Finer tags with fewer than ``--min-tracks`` (3) tracks are
+left out of ``labels.csv`` (they cannot be evaluated grouped by track).
+
+Re-running skips clips already written (each clip is written to a temporary
+name and renamed when complete). The clipping and tagging work on an unpacked
+package folder (``build_package``), so they run without network.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
+import mutagen
+import numpy as np
 import soundfile as sf
+import soxr
+from mutagen.flac import FLAC
 
 PACKAGES = [
     "warzone2100-music",
@@ -30,6 +65,384 @@ PACKAGES = [
     "frozen-bubble-data",
 ]
 MUSIC_SUFFIXES = {".ogg", ".opus", ".mp3", ".flac", ".wav"}
+SAMPLE_RATE = 22050
+BLOCK_FRAMES = 1 << 16  # read and write long audio in blocks of this many frames
+SILENT_RMS = 1e-4  # a clip quieter than this (-80 dBFS) is not written
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a package keeps its music, and what in there is not music."""
+
+    soundtrack: str  # the coarse tag: soundtrack:<soundtrack>
+    album: str  # the album tag written into the clips when the files carry none
+    music_dirs: tuple[str, ...]  # globs relative to the unpacked package
+    exclude: frozenset[str] = frozenset()  # paths in the music dir, without suffix
+    licence: str = ""  # a pointer for OUT/README.md; the copyright file is authoritative
+
+
+# What each package contains (Debian bookworm), and what is left out:
+# - warzone2100-music: music/menu.opus plus music/albums/<album>/*.opus with an
+#   album.json (titles, author) per album; all of it is music.
+# - wesnoth-1.16-music: data/core/music/*.ogg, tagged. victory*, defeat* are
+#   end-of-scenario stingers (5-21 s) and silence.ogg is 10 s of silence.
+# - supertux-data: music/<folder>/*.ogg (plus *.music loop descriptors, sounds/
+#   and speech/, which are not taken). misc/leveldone, misc/invincible and
+#   misc/bonuscave are jingles or short loops (8-14 s).
+# - hedgewars-data: Data/Music/*.ogg; Data/Sounds (effects and voices) is not taken.
+# - frozen-bubble-data: snd/ mixes 3 music files with effects; the duration
+#   limit keeps the music (the effects are under 3 s).
+LAYOUTS = {
+    "warzone2100-music": Layout(
+        "warzone2100",
+        "Warzone 2100",
+        ("usr/share/games/warzone2100/music",),
+        licence="GPL-2+ (`Files: *` in COPYRIGHT); the Legacy and Aftermath albums "
+        "(LupusMechanicus) are CC-BY-SA-3.0+ or GPL-2+, see COPYRIGHT-<album>.txt",
+    ),
+    "wesnoth-1.16-music": Layout(
+        "wesnoth",
+        "The Battle for Wesnoth OST",
+        ("usr/share/games/wesnoth/*/data/core/music",),
+        exclude=frozenset({"victory", "victory2", "defeat", "defeat2", "silence"}),
+        licence="GPL-2+ (COPYRIGHT, first licence; the files' own tags say license=GPL)",
+    ),
+    "supertux-data": Layout(
+        "supertux",
+        "SuperTux Soundtrack",
+        ("usr/share/games/supertux2/music",),
+        exclude=frozenset({"misc/leveldone", "misc/invincible", "misc/bonuscave"}),
+        licence="GPL-2+ (`Files: data/music/*` in COPYRIGHT)",
+    ),
+    "hedgewars-data": Layout(
+        "hedgewars",
+        "Hedgewars Soundtrack",
+        ("usr/share/games/hedgewars/Data/Music",),
+        licence="GPL-2 (`Files: *` in COPYRIGHT)",
+    ),
+    "frozen-bubble-data": Layout(
+        "frozen-bubble",
+        "Frozen-Bubble",
+        ("usr/share/games/frozen-bubble/snd",),
+        licence="GPL-2 (`Files: *` in COPYRIGHT)",
+    ),
+}
+
+# SuperTux keeps its music in one folder per world. Checked against the levels
+# in the package (levels/<world>/*.stl name the music they play):
+#   antarctic -> world1 "Icy Island" (chipdisko, cave, voc-*, airship_remix, ...)
+#   forest    -> world2 "Rooted Forest" (forest, forest2, ghostforest, ...)
+#   retro     -> "Revenge in Redmond" (the retro world: music of SuperTux 0.1)
+#   castle    -> the fortress/castle levels of worlds 1 and 2 (2 tracks)
+#   tropical  -> no level in the package plays it (2 tracks)
+#   misc      -> title, credits, seasonal and battle themes: no world, no tag
+# castle and tropical have fewer than 3 tracks, so the --min-tracks rule drops them.
+SUPERTUX_WORLDS = {
+    "antarctic": "icy-island",
+    "forest": "rooted-forest",
+    "retro": "revenge-in-redmond",
+    "castle": "castle",
+    "tropical": "tropical",
+}
+
+
+def slug(text: str) -> str:
+    """``"Joseph G. Toscano (Zhaytee)"`` -> ``"joseph-g-toscano-zhaytee"``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+@dataclass
+class Track:
+    """One source music file and what the corpus makes of it."""
+
+    package: str
+    source: str  # path inside the unpacked package, forward slashes
+    slug: str
+    title: str
+    album: str
+    artist: str
+    tracknumber: str
+    discnumber: str
+    duration: float
+    tags: list[str]
+    clips: list[str] = field(default_factory=list)  # paths relative to OUT
+
+    @property
+    def group(self) -> str:
+        return f"{self.package}/{self.slug}"
+
+
+# ---------------------------------------------------------------- metadata
+
+
+def _first(tags, key: str) -> str:
+    try:
+        values = tags[key]
+    except (KeyError, TypeError, ValueError):
+        return ""
+    value = values[0] if isinstance(values, list) and values else values
+    return str(value).strip() if value else ""
+
+
+def read_tags(path: Path) -> dict[str, str]:
+    """title, album, artist, composer, tracknumber, discnumber ('' when absent)."""
+    try:
+        f = mutagen.File(path, easy=True)
+    except mutagen.MutagenError:
+        f = None
+    tags = f.tags if f is not None else None
+    keys = ("title", "album", "artist", "composer", "tracknumber", "discnumber")
+    return {k: _first(tags, k) if tags is not None else "" for k in keys}
+
+
+def _warzone_album(src: Path) -> tuple[str, str, str, str, int] | None:
+    """(album folder, album title, track title, author, track number) from album.json."""
+    meta_file = src.parent / "album.json"
+    if src.parent.parent.name != "albums" or not meta_file.is_file():
+        return None
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    for number, entry in enumerate(meta.get("tracks", []), 1):
+        if entry.get("filename") == src.name:
+            title = entry.get("title", "")
+            return src.parent.name, meta.get("title", ""), title, entry.get("author", ""), number
+    return src.parent.name, meta.get("title", ""), "", meta.get("author", ""), 0
+
+
+def describe(package: str, src: Path, rel: PurePosixPath, duration: float) -> dict:
+    """Title, album, artist, numbers and tags of one music file of ``package``.
+
+    ``rel`` is the file's path inside the package's music folder.
+    """
+    layout = LAYOUTS[package]
+    t = read_tags(src)
+    title = t["title"] or " ".join(w[:1].upper() + w[1:] for w in re.split(r"[-_ ]+", rel.stem))
+    album = layout.album
+    artist = t["composer"] or t["artist"]
+    tracknumber, discnumber = t["tracknumber"], t["discnumber"]
+    tags = [f"soundtrack:{layout.soundtrack}"]
+    if package == "warzone2100-music":
+        found = _warzone_album(src)
+        if found:
+            folder, album_title, track_title, author, number = found
+            tags.append(f"warzone-album:{slug(folder.removesuffix('_soundtrack'))}")
+            title = track_title or title
+            artist = artist or author
+            if album_title:
+                album = (
+                    album_title
+                    if "warzone" in album_title.lower()
+                    else (f"Warzone 2100 {album_title}")
+                )
+            tracknumber = tracknumber or (str(number) if number else "")
+    elif package == "supertux-data" and len(rel.parts) > 1:
+        world = SUPERTUX_WORLDS.get(rel.parts[0])
+        if world:
+            tags.append(f"supertux-world:{world}")
+    elif package.startswith("wesnoth") and (t["composer"] or t["artist"]):
+        tags.append(f"wesnoth-composer:{slug(t['composer'] or t['artist'])}")
+    return {
+        "title": title,
+        "album": album,
+        "artist": artist,
+        "tracknumber": tracknumber,
+        "discnumber": discnumber,
+        "duration": duration,
+        "tags": tags,
+    }
+
+
+def music_files(package: str, unpacked: Path, *, min_seconds: float) -> list[tuple[Path, str]]:
+    """(file, path inside its music folder) of every music file of ``package``."""
+    layout = LAYOUTS[package]
+    found: list[tuple[Path, str]] = []
+    for pattern in layout.music_dirs:
+        for music_dir in sorted(unpacked.glob(pattern)):
+            for src in sorted(music_dir.rglob("*")):
+                if src.suffix.lower() not in MUSIC_SUFFIXES or not src.is_file():
+                    continue
+                rel = src.relative_to(music_dir).as_posix()
+                if rel.rsplit(".", 1)[0] in layout.exclude:
+                    continue
+                try:
+                    if sf.info(src).duration < min_seconds:
+                        continue
+                except (sf.LibsndfileError, RuntimeError):
+                    print(f"  skipped (unreadable): {src}", file=sys.stderr)
+                    continue
+                found.append((src, rel))
+    return found
+
+
+# ---------------------------------------------------------------- audio
+
+
+def plan_clips(
+    n_samples: int, sr: int, clip_seconds: float, min_remainder: float, max_clips: int | None
+) -> list[tuple[int, int, int]]:
+    """(clip number, start, stop) in samples: consecutive clips of ``clip_seconds``.
+
+    A final remainder shorter than ``min_remainder`` seconds is dropped; with
+    more than ``max_clips`` clips, that many are kept, evenly spread.
+    """
+    clip = round(clip_seconds * sr)
+    n_full = n_samples // clip
+    cells = [(i, i * clip, (i + 1) * clip) for i in range(n_full)]
+    if n_samples - n_full * clip >= round(min_remainder * sr):
+        cells.append((n_full, n_full * clip, n_samples))
+    if max_clips and len(cells) > max_clips:
+        picks = np.unique(np.linspace(0, len(cells) - 1, max_clips).round().astype(int))
+        cells = [cells[i] for i in picks]
+    return cells
+
+
+def decode_mono(path: Path, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The whole file, downmixed to mono and resampled to ``sr`` (float32), read in blocks."""
+    parts = []
+    with sf.SoundFile(path) as f:
+        stream = soxr.ResampleStream(f.samplerate, sr, 1, dtype="float32", quality="HQ")
+        while True:
+            block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+            last = len(block) < BLOCK_FRAMES
+            parts.append(stream.resample_chunk(block.mean(axis=1), last=last))
+            if last:
+                break
+    return np.concatenate(parts)
+
+
+def write_clip(dst: Path, y: np.ndarray, sr: int, tags: dict[str, str]) -> None:
+    """Write ``y`` as 16-bit mono FLAC in blocks, tag it, and move it into place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".part")
+    y = np.clip(y, -1.0, 1.0)
+    with sf.SoundFile(tmp, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as f:
+        for i in range(0, len(y), BLOCK_FRAMES):
+            f.write(y[i : i + BLOCK_FRAMES])
+    flac = FLAC(tmp)
+    for key, value in tags.items():
+        if value:
+            flac[key] = value
+    flac.save()
+    os.replace(tmp, dst)
+
+
+# ---------------------------------------------------------------- building
+
+
+def build_package(
+    package: str,
+    unpacked: Path,
+    out: Path,
+    *,
+    clip_seconds: float = 30.0,
+    max_clips: int | None = 12,
+    min_seconds: float = 20.0,
+    min_remainder: float = 15.0,
+    sr: int = SAMPLE_RATE,
+    log=print,
+) -> list[Track]:
+    """Cut the music of one unpacked package into tagged clips under ``out/clips/<package>``.
+
+    ``unpacked`` is the package's root as ``dpkg-deb -x`` leaves it. Clips
+    that exist are not written again; a track is decoded only when one of its
+    clips is missing. Returns the tracks with their clips and tags.
+    """
+    out = Path(out)
+    files = music_files(package, unpacked, min_seconds=min_seconds)
+    slugs = Counter(slug(PurePosixPath(rel).stem) for _, rel in files)
+    tracks: list[Track] = []
+    for number, (src, rel) in enumerate(files, 1):
+        relp = PurePosixPath(rel)
+        name = slug(relp.stem)
+        if slugs[name] > 1:  # the same file name in two folders
+            name = slug(f"{relp.parent.as_posix()}-{relp.stem}")
+        info = sf.info(src)
+        meta = describe(package, src, relp, info.duration)
+        track = Track(
+            package=package,
+            source=src.relative_to(unpacked).as_posix(),
+            slug=name,
+            tracknumber=meta.pop("tracknumber") or str(number),
+            **meta,
+        )
+        expected = round(info.frames * sr / info.samplerate)
+        cells = plan_clips(expected, sr, clip_seconds, min_remainder, max_clips)
+        folder = out / "clips" / package / name
+        wanted = [(c, a, b, folder / f"{name}_c{c:02d}.flac") for c, a, b in cells]
+        missing = [w for w in wanted if not w[3].exists() and not _silent_marker(w[3]).exists()]
+        if missing:
+            y = decode_mono(src, sr)
+            for c, a, b, dst in missing:
+                clip = y[a : min(b, len(y))]
+                if len(clip) == 0 or float(np.sqrt(np.mean(clip.astype(np.float64) ** 2))) < (
+                    SILENT_RMS
+                ):
+                    log(f"  silent, not written: {dst.relative_to(out)}")
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    _silent_marker(dst).touch()
+                    continue
+                write_clip(dst, clip, sr, _clip_tags(track, package, c, a / sr, len(clip) / sr))
+        track.clips = [w[3].relative_to(out).as_posix() for w in wanted if w[3].exists()]
+        tracks.append(track)
+    return tracks
+
+
+def _silent_marker(dst: Path) -> Path:
+    return dst.with_name(dst.name + ".silent")
+
+
+def _clip_tags(track: Track, package: str, n: int, start: float, seconds: float) -> dict:
+    return {
+        "title": track.title,
+        "album": track.album,
+        "artist": track.artist,
+        "tracknumber": track.tracknumber,
+        "discnumber": track.discnumber,
+        "comment": f"{package}: {track.source}, clip {n} ({start:.0f}-{start + seconds:.0f} s)",
+    }
+
+
+def tag_table(tracks: Iterable[Track], *, min_tracks: int = 3) -> tuple[dict, dict]:
+    """({tag: (clips, tracks)} kept, {tag: (clips, tracks)} dropped).
+
+    Soundtrack tags are always kept; a finer tag needs ``min_tracks`` tracks.
+    """
+    clips: Counter = Counter()
+    n_tracks: Counter = Counter()
+    for t in tracks:
+        if not t.clips:
+            continue
+        for tag in t.tags:
+            clips[tag] += len(t.clips)
+            n_tracks[tag] += 1
+    kept, dropped = {}, {}
+    for tag in sorted(clips):
+        coarse = tag.startswith("soundtrack:")
+        (kept if coarse or n_tracks[tag] >= min_tracks else dropped)[tag] = (
+            clips[tag],
+            n_tracks[tag],
+        )
+    return kept, dropped
+
+
+def write_tables(out: Path, tracks: list[Track], *, min_tracks: int = 3) -> tuple[dict, dict]:
+    """Write ``labels.csv`` and ``tracks.csv``; returns ``tag_table``'s result."""
+    kept, dropped = tag_table(tracks, min_tracks=min_tracks)
+    rows = sorted(
+        (clip, tag, t.group) for t in tracks for clip in t.clips for tag in t.tags if tag in kept
+    )
+    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["path", "tag", "group"])
+        w.writerows(rows)
+    with open(out / "tracks.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["group", "package", "source", "title", "album", "artist", "duration", "clips"])
+        for t in tracks:
+            duration = f"{t.duration:.1f}"
+            w.writerow(
+                [t.group, t.package, t.source, t.title, t.album, t.artist, duration, len(t.clips)]
+            )
+    return kept, dropped
 
 
 def fetch(package: str, downloads: Path) -> Path:
@@ -37,38 +450,162 @@ def fetch(package: str, downloads: Path) -> Path:
     downloads.mkdir(parents=True, exist_ok=True)
     found = sorted(downloads.glob(f"{package}_*.deb"))
     if not found:
-        subprocess.run(["apt-get", "download", package], cwd=downloads, check=True)
+        try:
+            subprocess.run(["apt-get", "download", package], cwd=downloads, check=True)
+        except subprocess.CalledProcessError as exc:
+            raise SystemExit(
+                f"apt-get download {package} failed ({exc.returncode}); "
+                "run `apt-get update` once and try again"
+            ) from None
         found = sorted(downloads.glob(f"{package}_*.deb"))
     return found[-1]
 
 
+def unpack(package: str, out: Path, downloads: Path) -> tuple[Path, Path]:
+    """(unpacked root, .deb) of ``package``, unpacked under ``out/.unpacked`` once."""
+    deb = fetch(package, downloads)
+    unpacked = out / ".unpacked" / package
+    if not unpacked.exists():
+        unpacked.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=unpacked.parent) as tmp:
+            subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
+            shutil.move(tmp, unpacked)
+    return unpacked, deb
+
+
+def copy_licences(package: str, unpacked: Path, out: Path) -> None:
+    target = out / "clips" / package
+    target.mkdir(parents=True, exist_ok=True)
+    for copyright_file in unpacked.glob("usr/share/doc/*/copyright"):
+        shutil.copyfile(copyright_file, target / "COPYRIGHT")
+    for licence in unpacked.glob("usr/share/games/warzone2100/music/albums/*/license.txt"):
+        shutil.copyfile(licence, target / f"COPYRIGHT-{licence.parent.name}.txt")
+
+
+def build_corpus(
+    out: Path,
+    packages: list[str],
+    *,
+    downloads: Path | None = None,
+    min_tracks: int = 3,
+    log=print,
+    **clip_options,
+) -> tuple[list[Track], dict, dict]:
+    """Download, unpack and cut ``packages``; write the tables and README under ``out``."""
+    out = Path(out).resolve()
+    downloads = Path(downloads) if downloads else out / ".debs"
+    tracks: list[Track] = []
+    debs = {}
+    for package in packages:
+        unpacked, deb = unpack(package, out, downloads)
+        debs[package] = deb.name
+        log(f"{package}: cutting clips")
+        tracks += build_package(package, unpacked, out, log=log, **clip_options)
+        copy_licences(package, unpacked, out)
+    kept, dropped = write_tables(out, tracks, min_tracks=min_tracks)
+    write_readme(out, tracks, kept, dropped, debs, min_tracks=min_tracks, **clip_options)
+    return tracks, kept, dropped
+
+
+def summary(tracks: list[Track], kept: dict, dropped: dict, clip_seconds: float) -> str:
+    """A plain-text summary: per package, then the tag table."""
+    lines = [f"{'package':<22} {'tracks':>6} {'clips':>6} {'hours':>6} {'source h':>8}"]
+    for package in dict.fromkeys(t.package for t in tracks):
+        ts = [t for t in tracks if t.package == package and t.clips]
+        clips = sum(len(t.clips) for t in ts)
+        lines.append(
+            f"{package:<22} {len(ts):>6} {clips:>6} {_clip_hours(ts, clip_seconds):>6.2f} "
+            f"{sum(t.duration for t in ts) / 3600:>8.2f}"
+        )
+    used = [t for t in tracks if t.clips]
+    lines.append(
+        f"{'total':<22} {len(used):>6} {sum(len(t.clips) for t in used):>6} "
+        f"{_clip_hours(used, clip_seconds):>6.2f} {sum(t.duration for t in used) / 3600:>8.2f}"
+    )
+    lines += ["", f"{'tag':<44} {'clips':>6} {'tracks':>6}"]
+    lines += [f"{tag:<44} {c:>6} {n:>6}" for tag, (c, n) in kept.items()]
+    if dropped:
+        lines += ["", "dropped (fewer tracks than --min-tracks, not in labels.csv):"]
+        lines += [f"  {tag:<42} {c:>6} {n:>6}" for tag, (c, n) in dropped.items()]
+    return "\n".join(lines)
+
+
+def _clip_hours(tracks: list[Track], clip_seconds: float) -> float:
+    """Hours of clip audio: full clips plus the exact length of each last, shorter clip."""
+    total = 0.0
+    for t in tracks:
+        for clip in t.clips:
+            n = int(clip.rsplit("_c", 1)[1].split(".")[0])
+            total += min(clip_seconds, t.duration - n * clip_seconds)
+    return total / 3600
+
+
+def write_readme(
+    out: Path,
+    tracks: list[Track],
+    kept: dict,
+    dropped: dict,
+    debs: dict,
+    *,
+    min_tracks: int,
+    clip_seconds: float = 30.0,
+    max_clips: int | None = 12,
+    min_seconds: float = 20.0,
+    min_remainder: float = 15.0,
+    **_,
+) -> None:
+    licences = "\n".join(
+        f"| {p} | `{debs[p]}` | {LAYOUTS[p].licence} | `clips/{p}/COPYRIGHT` |" for p in debs
+    )
+    text = f"""# Debian game music: a weak-label benchmark corpus
+
+Built by `benchmarks/corpora/debian_game_music.py` (tagger_gui) from Debian's
+game packages. Each music file (at least {min_seconds:g} s; sound effects and
+jingles left out) is cut into consecutive {clip_seconds:g}-s clips (mono, {SAMPLE_RATE}
+Hz, 16-bit FLAC; a last part shorter than {min_remainder:g} s dropped; at most
+{max_clips} clips per track, evenly spread). Clips of one track share a folder.
+
+- `labels.csv`: `path,tag,group`, paths relative to this folder, group =
+  `<package>/<track>`. Tags: `soundtrack:*` for every clip; finer tags
+  (`warzone-album:*`, `supertux-world:*`, `wesnoth-composer:*`) where at least
+  {min_tracks} tracks carry them.
+- `tracks.csv`: every track, its source file, title, album, artist, duration, clips.
+- `clips/`: the audio; each clip carries title, album, artist and tracknumber tags.
+
+```
+{summary(tracks, kept, dropped, clip_seconds)}
+```
+
+## Licences
+
+The music keeps the licence it has in Debian: a free licence that allows
+redistribution of modified copies (these clips) under the same terms, with
+attribution. The package's copyright file is the authoritative statement.
+
+| package | .deb | licence of the music | copyright file |
+|---|---|---|---|
+{licences}
+"""
+    (out / "README.md").write_text(text, encoding="utf-8")
+
+
 def build(out: Path, packages: list[str], *, min_seconds: float = 20.0) -> list[Path]:
-    """Unpack ``packages`` and link their music files under ``out``."""
-    out = out.resolve()
+    """Link the whole music files of ``packages`` under ``out/<package>/`` (no clips).
+
+    The corpus of whole tracks that ``benchmarks/embed_speed.py`` times.
+    """
+    out = Path(out).resolve()
     files: list[Path] = []
     for package in packages:
-        deb = fetch(package, out / ".debs")
-        unpacked = out / ".unpacked" / package
-        if not unpacked.exists():
-            with tempfile.TemporaryDirectory(dir=out) as tmp:
-                subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
-                shutil.move(tmp, unpacked)
-        target_root = out / package
-        for src in sorted(unpacked.rglob("*")):
-            if src.suffix.lower() not in MUSIC_SUFFIXES or not src.is_file():
-                continue
-            try:
-                if sf.info(src).duration < min_seconds:
-                    continue
-            except sf.LibsndfileError:
-                continue
-            dst = target_root / src.relative_to(unpacked / "usr" / "share")
+        unpacked, _ = unpack(package, out, out / ".debs")
+        for src, _rel in music_files(package, unpacked, min_seconds=min_seconds):
+            dst = out / package / src.relative_to(unpacked / "usr" / "share")
             dst.parent.mkdir(parents=True, exist_ok=True)
             if not dst.exists():
                 dst.symlink_to(src)
             files.append(dst)
         for copyright_file in unpacked.glob("usr/share/doc/*/copyright"):
-            shutil.copyfile(copyright_file, target_root / "COPYRIGHT")
+            shutil.copyfile(copyright_file, out / package / "COPYRIGHT")
     return files
 
 
@@ -76,11 +613,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--packages", nargs="+", default=PACKAGES, choices=PACKAGES)
-    parser.add_argument("--min-seconds", type=float, default=20.0)
+    parser.add_argument("--clip-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--max-clips-per-track", type=int, default=12, help="0 for no limit (default 12)"
+    )
+    parser.add_argument(
+        "--min-seconds", type=float, default=20.0, help="shorter files are left out"
+    )
+    parser.add_argument("--min-remainder", type=float, default=15.0)
+    parser.add_argument("--min-tracks", type=int, default=3, help="for a finer tag to be kept")
+    parser.add_argument("--debs", type=Path, help="where the .deb files are (default OUT/.debs)")
     args = parser.parse_args(argv)
-    files = build(args.out, args.packages, min_seconds=args.min_seconds)
-    total = sum(sf.info(f).duration for f in files)
-    print(f"{len(files)} music files, {total / 3600:.2f} h, in {args.out}")
+    options = dict(
+        clip_seconds=args.clip_seconds,
+        max_clips=args.max_clips_per_track or None,
+        min_seconds=args.min_seconds,
+        min_remainder=args.min_remainder,
+    )
+    tracks, kept, dropped = build_corpus(
+        args.out, args.packages, downloads=args.debs, min_tracks=args.min_tracks, **options
+    )
+    print()
+    print(summary(tracks, kept, dropped, args.clip_seconds))
+    print(f"\nlabels: {args.out / 'labels.csv'}  tracks: {args.out / 'tracks.csv'}")
     return 0
 
 
