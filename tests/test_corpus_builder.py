@@ -163,9 +163,9 @@ def test_supertux_clips_lengths_tags_and_labels(tmp_path):
     assert list(rows[0]) == ["path", "tag", "group"]
     assert len(rows) == 10 + 8
     for row in rows:
-        assert (out / row["path"]).is_file()
-        assert "\\" not in row["path"] and row["path"].startswith("clips/supertux-data/")
-        assert row["group"] == "supertux-data/" + row["path"].split("/")[2]
+        assert (out / "clips" / row["path"]).is_file()
+        assert "\\" not in row["path"] and row["path"].startswith("supertux-data/")
+        assert row["group"] == "supertux-data/" + row["path"].split("/")[1]
     assert {r["tag"] for r in rows if "chipdisko" in r["path"]} == {"soundtrack:supertux"}
     track_rows = _rows(out / "tracks.csv")
     assert [r["group"] for r in track_rows] == [t.group for t in tracks]

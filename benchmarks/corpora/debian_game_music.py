@@ -18,8 +18,9 @@ Output (every path relative to ``OUT``):
   (15 s) is dropped, a longer one is kept as a shorter clip. A track with more
   than ``--max-clips-per-track`` clips keeps that many, evenly spread over the
   whole track (first and last included), so long tracks do not dominate.
-- ``labels.csv``: ``path,tag,group`` (one row per clip and tag; group =
-  ``<package>/<track>``), readable by ``tagger eval`` with ``OUT`` as root.
+- ``labels.csv``: ``path,tag,group`` (one row per clip and tag; paths
+  relative to ``OUT/clips``; group = ``<package>/<track>``), for
+  ``tagger embed OUT/clips`` then ``tagger eval OUT/labels.csv --root OUT/clips``.
 - ``tracks.csv``: one row per track; ``README.md``: what is where and the
   licences; ``clips/<package>/COPYRIGHT``: the package's copyright file.
 
@@ -427,8 +428,13 @@ def tag_table(tracks: Iterable[Track], *, min_tracks: int = 3) -> tuple[dict, di
 def write_tables(out: Path, tracks: list[Track], *, min_tracks: int = 3) -> tuple[dict, dict]:
     """Write ``labels.csv`` and ``tracks.csv``; returns ``tag_table``'s result."""
     kept, dropped = tag_table(tracks, min_tracks=min_tracks)
+    # paths relative to clips/, the folder `tagger embed` analyses (its cache keys)
     rows = sorted(
-        (clip, tag, t.group) for t in tracks for clip in t.clips for tag in t.tags if tag in kept
+        (clip.removeprefix("clips/"), tag, t.group)
+        for t in tracks
+        for clip in t.clips
+        for tag in t.tags
+        if tag in kept
     )
     with open(out / "labels.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -565,7 +571,7 @@ jingles left out) is cut into consecutive {clip_seconds:g}-s clips (mono, {SAMPL
 Hz, 16-bit FLAC; a last part shorter than {min_remainder:g} s dropped; at most
 {max_clips} clips per track, evenly spread). Clips of one track share a folder.
 
-- `labels.csv`: `path,tag,group`, paths relative to this folder, group =
+- `labels.csv`: `path,tag,group`, paths relative to `clips/`, group =
   `<package>/<track>`. Tags: `soundtrack:*` for every clip; finer tags
   (`warzone-album:*`, `supertux-world:*`, `wesnoth-composer:*`) where at least
   {min_tracks} tracks carry them.
