@@ -102,15 +102,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="compare probe spaces: the top N principal components of each feature "
-        "choice (0 = standardised features, no reduction)",
+        help="probe spaces to compare: the top N principal components of the standardised "
+        "features (0 = no reduction); default: the app's (256)",
     )
     ev.add_argument(
         "--probe",
         action="append",
         type=_probe_variant,
         metavar="NAME:KEY=VALUE,...",
-        help="probe set-up(s) to compare, e.g. weak:unlabeled_weight=0.05,C=0.1",
+        help="probe set-up(s) to compare, as changes to the app's default, "
+        "e.g. strong:C=1 noweak:unlabeled_weight=0",
     )
     ev.set_defaults(func=cmd_eval)
 
@@ -130,6 +131,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=["top", "uncertain", "diverse", "random"],
         choices=["top", "uncertain", "diverse", "random"],
+    )
+    sim.add_argument(
+        "--pca",
+        type=int,
+        default=None,
+        metavar="N",
+        help="principal components of the probe space (default: the app's, 256; 0 = none)",
     )
     sim.add_argument("--probe", type=_probe_variant, default=("default", {}), metavar="KEY=VALUE")
     sim.set_defaults(func=cmd_simulate)
@@ -195,7 +203,9 @@ def with_spaces(matrices: dict, components: list[int]) -> dict:
     for name, X in matrices.items():
         for n in components:
             space = FeatureSpace(n_components=n or None)
-            out[f"{name} pca{n}" if n else name] = space.fit_transform(X)
+            Z = space.fit_transform(X)
+            reduced = hasattr(space, "explained_variance_ratio_")
+            out[f"{name} pca{space.n_components_}" if reduced else name] = Z
     return out
 
 
@@ -220,13 +230,13 @@ def _drive(task, total_hint: str, quiet: bool):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from tagger_gui.core.fewshot.engine import DEFAULT_COMPONENTS, DEFAULT_PROBE
     from tagger_gui.core.fewshot.evaluate import few_shot_eval, markdown_table, write_report
     from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
 
     data = load_dataset(args)
     data, matrices = load_matrices(data, args.features or [DEFAULT_FEATURES], args.cache)
-    if args.pca:
-        matrices = with_spaces(matrices, args.pca)
+    matrices = with_spaces(matrices, args.pca or [DEFAULT_COMPONENTS])
     print(data.summary())
     task = few_shot_eval(
         data,
@@ -234,7 +244,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         ks=args.k,
         seeds=args.seeds,
         protocols=args.protocol,
-        variants=dict(args.probe) if args.probe else None,
+        variants={
+            name: {**DEFAULT_PROBE, **params} for name, params in (args.probe or [("default", {})])
+        },
     )
     result = _drive(task, "evaluating", args.quiet)
     paths = write_report(result, args.out)
@@ -245,6 +257,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from tagger_gui.core.fewshot.engine import DEFAULT_COMPONENTS, DEFAULT_PROBE
     from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
     from tagger_gui.core.fewshot.simulate import simulate, write_report
 
@@ -252,8 +265,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     data = load_dataset(args)
     data, matrices = load_matrices(data, [spec], args.cache)
     print(data.summary())
+    matrices = with_spaces(matrices, [DEFAULT_COMPONENTS if args.pca is None else args.pca])
     ((feature, X),) = matrices.items()
-    _, params = args.probe
+    params = {**DEFAULT_PROBE, **args.probe[1]}
     task = simulate(
         data,
         X,

@@ -161,3 +161,15 @@ def test_feature_space_samples_large_libraries(data):
     assert not np.allclose(a.mean_, b.mean_)  # fitted on different samples
     # a sample of 100 rows: within 4 standard errors of the full mean
     assert np.all(np.abs(a.mean_ - X.mean(axis=0)) < 4 * X.std(axis=0) / 10)
+
+
+def test_without_standardisation_only_the_mean_is_removed(data):
+    labeled, X = data
+    y = _labels(labeled.Y[:, 0], 0, np.flatnonzero(labeled.Y[:, 0])[:5])
+    probe = LinearProbe(standardize=False, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(probe.scale_, 1.0)
+    np.testing.assert_allclose(probe.mean_, X.astype(np.float64).mean(axis=0), rtol=1e-6)
+    scaled = LinearProbe(standardize=True, random_state=0).fit(X, y)
+    assert not np.allclose(scaled.scale_, 1.0)
+    loaded, _ = LinearProbe.from_bytes(probe.to_bytes())
+    assert loaded.standardize is False

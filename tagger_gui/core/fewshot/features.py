@@ -17,7 +17,7 @@ from tagger_gui.core.cache import EmbeddingCache
 from tagger_gui.core.errors import CacheError, TaggerError
 
 #: The feature choice the evaluation in docs/results.md found best.
-DEFAULT_FEATURES = "musicnn-msd:mean_pool+max_pool,musicnn-mtt:mean_pool+max_pool"
+DEFAULT_FEATURES = "musicnn-msd:mean_pool+max_pool"
 
 
 class FeatureSpecError(TaggerError):

@@ -47,6 +47,11 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     balance : bool
         Give the negative side (explicit plus weak) the same total weight as
         the positives.
+    standardize : bool
+        Scale each feature to unit variance (over the rows read) before the
+        fit. Turn it off for inputs that already have a meaningful scale, such
+        as principal components (:class:`~.space.FeatureSpace`): scaling every
+        component to unit variance would blow up the noisy low-variance ones.
     max_iter : int
         L-BFGS iterations.
     random_state : int, RandomState or None
@@ -60,6 +65,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         unlabeled_weight: float = 0.05,
         max_unlabeled: int = 1000,
         balance: bool = True,
+        standardize: bool = True,
         max_iter: int = 300,
         random_state=None,
     ):
@@ -67,6 +73,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.unlabeled_weight = unlabeled_weight
         self.max_unlabeled = max_unlabeled
         self.balance = balance
+        self.standardize = standardize
         self.max_iter = max_iter
         self.random_state = random_state
 
@@ -110,8 +117,11 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         rows, target, weight = self._training_rows(y)
         Z = np.asarray(X[rows], dtype=np.float64)
         mean = Z.mean(axis=0)
-        scale = Z.std(axis=0)
-        scale[scale < 1e-8] = 1.0
+        if self.standardize:
+            scale = Z.std(axis=0)
+            scale[scale < 1e-8] = 1.0
+        else:
+            scale = np.ones(Z.shape[1])
         Z -= mean
         Z /= scale
         model = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=1e-4)
