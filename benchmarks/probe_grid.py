@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--C", nargs="+", type=float, default=[0.1])
     parser.add_argument("--unlabeled-weight", nargs="+", type=float, default=[0.0])
     parser.add_argument("--balance", nargs="+", choices=["yes", "no"], default=["yes"])
+    parser.add_argument(
+        "--standardize",
+        nargs="+",
+        choices=["yes", "no"],
+        default=["no"],
+        help="re-standardise the space's columns inside the probe (yes whitens PCA spaces)",
+    )
     parser.add_argument("--protocol", nargs="+", default=["paper", "newtag"])
     args = parser.parse_args(argv)
 
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             _, X = load_features(cache, FEATURES.get(name, name), data.relpaths)
             for n in args.pca:
                 key = f"{name} pca{n}" if n else name
-                matrices[key] = FeatureSpace(n_components=n or None).fit_transform(X) if n else X
+                matrices[key] = FeatureSpace(n_components=n or None).fit_transform(X)
     variants = {}
     for c in args.C:
         for w in args.unlabeled_weight:

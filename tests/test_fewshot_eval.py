@@ -71,7 +71,9 @@ def test_protocol_figures_grow_with_k_and_beat_chance(tmp_path):
     paths = write_report(result, tmp_path)
     payload = json.loads(paths["json"].read_text())
     assert payload["summary"] and payload["format"] == 1
-    assert "| paper | signal |" in paths["md"].read_text()
+    md = paths["md"].read_text()
+    assert "| paper | signal |" in md
+    assert "## Per tag: signal, paper protocol" in md and "| tag0 |" in md
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
 
 

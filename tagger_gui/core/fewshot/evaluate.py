@@ -290,6 +290,26 @@ def markdown_table(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
+def per_tag_table(result: EvalResult, *, feature: str, variant: str, protocol: str) -> str:
+    """ROC-AUC / AP per tag (mean over seeds) at each K, for one set-up."""
+    cells: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for r in result.records:
+        if (r["feature"], r["variant"], r["protocol"]) == (feature, variant, protocol):
+            cells.setdefault((r["tag"], r["k"]), []).append((r["auc"], r["ap"]))
+    ks = sorted({k for _, k in cells}, key=lambda k: (k == ALL, k))
+    lines = [
+        "| tag | " + " | ".join(f"K={k_name(k)}" for k in ks) + " |",
+        "|---|" + "---|" * len(ks),
+    ]
+    for tag in result.tags:
+        text = []
+        for k in ks:
+            v = np.nanmean(cells.get((tag, k), [(np.nan, np.nan)]), axis=0)
+            text.append(f"{v[0]:.3f} / {v[1]:.3f}")
+        lines.append(f"| {tag} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
+
+
 def plot(result: EvalResult, path: str | Path) -> None:
     """Macro ROC-AUC and AP against K, one line per feature/variant, one panel row per protocol."""
     import matplotlib
@@ -341,10 +361,24 @@ def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
     paths = {"json": out_dir / "eval.json", "md": out_dir / "eval.md", "png": out_dir / "eval.png"}
     payload = {"format": 1, "tagger_version": __version__, **result.to_json()}
     paths["json"].write_text(json.dumps(payload, indent=1, allow_nan=True), encoding="utf-8")
+    first = result.records[0] if result.records else None
+    per_tag = ""
+    if first is not None:
+        per_tag = (
+            f"\n\n## Per tag: {first['feature']}, {first['protocol']} protocol\n\n"
+            "ROC-AUC / AP on the test side, mean over seeds.\n\n"
+            + per_tag_table(
+                result,
+                feature=first["feature"],
+                variant=first["variant"],
+                protocol=first["protocol"],
+            )
+        )
     paths["md"].write_text(
         f"# Few-shot evaluation: {result.dataset}\n\n"
         "Macro ROC-AUC / AP on the test side, mean (± std) over seeds.\n\n"
         + markdown_table(result)
+        + per_tag
         + "\n",
         encoding="utf-8",
     )
