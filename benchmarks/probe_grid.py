@@ -74,11 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     for c in args.C:
         for w in args.unlabeled_weight:
             for b in args.balance:
-                variants[f"C={c:g} w={w:g} bal={b}"] = {
-                    "C": c,
-                    "unlabeled_weight": w,
-                    "balance": b == "yes",
-                }
+                for st in args.standardize:
+                    variants[f"C={c:g} w={w:g} bal={b} std={st}"] = {
+                        "C": c,
+                        "unlabeled_weight": w,
+                        "balance": b == "yes",
+                        "standardize": st == "yes",
+                    }
     t = time.perf_counter()
     result = run_task(
         few_shot_eval(
