@@ -8,7 +8,8 @@ then one label at a time up to 50 (a third of them negatives). After each
 label the probe is refitted and the whole library rescored and ranked
 (`top` 50), as the app does. Printed: median and p90 of that step, the
 quality readout (grouped CV + bootstrap) at 50 labels, and peak memory over
-the feature matrix. The baseline, measured in the same run at the smallest
+the feature matrix. The probe is the app's (engine.DEFAULT_PROBE on
+256 principal components). The baseline, measured in the same run at the smallest
 size, is the textbook pipeline: StandardScaler + LogisticRegression
 (balanced) on a standardised copy of the library, then predict_proba.
 """
@@ -82,6 +83,7 @@ def session_labels(truth: np.ndarray, rng: np.random.Generator, n_labels: int = 
 
 
 def worker(n: int, dim: int, components: int, baseline: bool) -> dict:
+    from tagger_gui.core.fewshot.engine import DEFAULT_PROBE
     from tagger_gui.core.fewshot.probe import LinearProbe
     from tagger_gui.core.fewshot.quality import assess
     from tagger_gui.core.fewshot.ranking import audit_order, rank_top
@@ -111,7 +113,7 @@ def worker(n: int, dim: int, components: int, baseline: bool) -> dict:
             if i < 4:
                 continue
             t = time.perf_counter()
-            probe = LinearProbe(random_state=i).fit(X, y)
+            probe = LinearProbe(random_state=i, **DEFAULT_PROBE).fit(X, y)
             scores = probe.predict_proba(X)[:, 1]
             rank_top(scores, y != -1, n=50)
             steps.append(time.perf_counter() - t)
@@ -122,7 +124,15 @@ def worker(n: int, dim: int, components: int, baseline: bool) -> dict:
         quality = []
         for _ in range(3):
             t = time.perf_counter()
-            assess(X, y_q, groups, scores, audit_rows=order[:15], previous_scores=scores)
+            assess(
+                X,
+                y_q,
+                groups,
+                scores,
+                audit_rows=order[:15],
+                previous_scores=scores,
+                probe_params=DEFAULT_PROBE,
+            )
             quality.append(time.perf_counter() - t)
     out = {
         "n": n,
