@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tagger_gui.cli_progress import drive
 from tagger_gui.core.errors import TaggerError
 
 EVAL_EPILOG = """\
@@ -209,26 +210,6 @@ def with_spaces(matrices: dict, components: list[int]) -> dict:
     return out
 
 
-def _drive(task, total_hint: str, quiet: bool):
-    from tqdm import tqdm
-
-    bar = None
-    try:
-        while True:
-            try:
-                p = next(task)
-            except StopIteration as stop:
-                return stop.value
-            if bar is None:
-                bar = tqdm(total=p.total, disable=quiet, desc=total_hint, dynamic_ncols=True)
-            bar.update(p.done - bar.n)
-            bar.set_postfix_str(p.what, refresh=False)
-    finally:
-        task.close()
-        if bar is not None:
-            bar.close()
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from tagger_gui.core.fewshot.engine import DEFAULT_COMPONENTS, DEFAULT_PROBE
     from tagger_gui.core.fewshot.evaluate import few_shot_eval, markdown_table, write_report
@@ -248,7 +229,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             name: {**DEFAULT_PROBE, **params} for name, params in (args.probe or [("default", {})])
         },
     )
-    result = _drive(task, "evaluating", args.quiet)
+    result = drive(task, desc="evaluating", quiet=args.quiet)
     paths = write_report(result, args.out)
     print()
     print(markdown_table(result))
@@ -279,7 +260,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         probe_params=params,
     )
-    result = _drive(task, "simulating", args.quiet)
+    result = drive(task, desc="simulating", quiet=args.quiet)
     paths = write_report(result, args.out)
     print()
     print(paths["md"].read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from tagger_gui.cli_progress import drive
 from tagger_gui.core.errors import ProjectError
 
 PROJECT_HELP = (
@@ -656,25 +657,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _drive(task, quiet: bool, desc: str):
-    from tqdm import tqdm
-
-    bar = None
-    try:
-        while True:
-            try:
-                p = next(task)
-            except StopIteration as stop:
-                return stop.value
-            if bar is None:
-                bar = tqdm(total=p.total, unit="file", disable=quiet, desc=desc)
-            bar.update(p.done - bar.n)
-    finally:
-        task.close()
-        if bar is not None:
-            bar.close()
-
-
 def _print_writeback_report(report) -> None:
     print(report.summary())
     for label, items in (("Skipped", report.skipped), ("Failed", report.failed)):
@@ -704,7 +686,7 @@ def cmd_writeback(args: argparse.Namespace) -> int:
             else:
                 journal = Path(args.undo)
             task = wbk.undo_writeback_task(journal, library_root=root, force=args.force)
-            report = _drive(task, args.quiet, "restoring")
+            report = drive(task, desc="restoring", quiet=args.quiet, unit="file")
             project.record_rewritten_files(report.new_stats)
             print(f"Undid the write-back of {journal}:")
             _print_writeback_report(report)
@@ -725,7 +707,7 @@ def cmd_writeback(args: argparse.Namespace) -> int:
             task = wbk.plan_writeback_task(
                 root, wanted, field=field, id3_version=3 if args.id3v23 else 4, expected=expected
             )
-            changes = _drive(task, args.quiet, "reading tags")
+            changes = drive(task, desc="reading tags", quiet=args.quiet, unit="file")
         except ValueError as exc:
             raise ProjectError(str(exc)) from None
         print(wbk.format_preview(changes))
@@ -743,7 +725,7 @@ def cmd_writeback(args: argparse.Namespace) -> int:
         # After Ctrl-C here the files written are in the journal but their
         # new stats are not recorded: the next sync re-reads them (same
         # tracks, labels untouched), which is harmless.
-        report = _drive(task, args.quiet, "writing tags")
+        report = drive(task, desc="writing tags", quiet=args.quiet, unit="file")
         project.record_rewritten_files(report.new_stats)
     _print_writeback_report(report)
     print(f"Journal: {journal}  (undo with `tagger writeback PROJECT --undo {journal}`)")

@@ -39,6 +39,7 @@ import numpy as np
 
 from tagger_gui import __version__
 from tagger_gui.core.errors import CsvFormatError
+from tagger_gui.core.fileio import fsync_dir
 from tagger_gui.core.project.pathmatch import PathMatcher
 
 __all__ = [
@@ -821,19 +822,6 @@ def _full_provenance(kind: str, provenance: Mapping[str, Any], extra: Mapping[st
     return prov
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open folders; nothing to do there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(
     path: Path, header: Sequence[str], body: Iterable[Sequence[str]], prov: dict, comment: bool
 ) -> int:
@@ -863,7 +851,7 @@ def _write_atomic(
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         os.replace(tmp_side, sidecar)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         for t in (tmp, tmp_side):
             try:

@@ -40,6 +40,7 @@ from typing import Any
 
 from tagger_gui import __version__
 from tagger_gui.core.errors import WritebackError
+from tagger_gui.core.fileio import fsync_dir
 from tagger_gui.core.tasks import run_task
 
 __all__ = [
@@ -478,19 +479,6 @@ def plan_writeback(
 # --- the journal ---------------------------------------------------------------
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class _Journal:
     """An append-only JSON-lines file, fsynced after every line."""
 
@@ -504,7 +492,7 @@ class _Journal:
                 f"{path}: a journal of that name exists (each write-back needs its own)"
             ) from None
         self.append(header)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     @classmethod
     def reopen(cls, path: Path) -> _Journal:
@@ -624,7 +612,7 @@ def _write_values(
                 raise _ChangedMeanwhile()
             os.replace(tmp, path)
             tmp = None
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
     finally:
         if tmp is not None:
             try:
