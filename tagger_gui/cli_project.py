@@ -668,6 +668,36 @@ def _print_writeback_report(report) -> None:
                 print(f"  ... and {len(items) - 50} more")
 
 
+def _keep_embeddings(project, new_stats: dict[str, tuple[int, int]]) -> None:
+    """Tell the embedding cache that rewritten files kept their audio.
+
+    Without this, the next `tagger embed` would see new sizes and times and
+    analyse every written file again. Only rows stored under the identity the
+    project recorded (the file as it was before this write) are adopted.
+    """
+    from tagger_gui.core.cache import EmbeddingCache
+    from tagger_gui.core.errors import CacheError
+
+    if not new_stats or not project.cache_path.exists():
+        return
+    table = project.tracks()
+    before = {
+        rel: (int(size), int(mtime))
+        for rel, size, mtime in zip(table.relpath, table.size, table.mtime_ns, strict=True)
+        if rel in new_stats
+    }
+    changes = {rel: (*before[rel], *new) for rel, new in new_stats.items() if rel in before}
+    try:
+        with EmbeddingCache.open(project.cache_path, mode="a") as cache:
+            cache.adopt_identity(changes)
+    except CacheError as exc:
+        print(
+            f"note: the embedding cache was not updated ({exc}); the next `tagger embed` "
+            "analyses the written files again",
+            file=sys.stderr,
+        )
+
+
 def cmd_writeback(args: argparse.Namespace) -> int:
     from tagger_gui.core.project import writeback as wbk
 
@@ -687,6 +717,7 @@ def cmd_writeback(args: argparse.Namespace) -> int:
                 journal = Path(args.undo)
             task = wbk.undo_writeback_task(journal, library_root=root, force=args.force)
             report = drive(task, desc="restoring", quiet=args.quiet, unit="file")
+            _keep_embeddings(project, report.new_stats)
             project.record_rewritten_files(report.new_stats)
             print(f"Undid the write-back of {journal}:")
             _print_writeback_report(report)
@@ -726,6 +757,7 @@ def cmd_writeback(args: argparse.Namespace) -> int:
         # new stats are not recorded: the next sync re-reads them (same
         # tracks, labels untouched), which is harmless.
         report = drive(task, desc="writing tags", quiet=args.quiet, unit="file")
+        _keep_embeddings(project, report.new_stats)
         project.record_rewritten_files(report.new_stats)
     _print_writeback_report(report)
     print(f"Journal: {journal}  (undo with `tagger writeback PROJECT --undo {journal}`)")

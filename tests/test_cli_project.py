@@ -380,3 +380,62 @@ def test_writeback_skips_files_changed_since_the_scan(labelled: Path, capsys):
     assert "1 files written" in text
     code, _, err = tagger(capsys, "writeback", labelled, "--field", "A=B", "--dry-run")
     assert code == 2 and "without '='" in err
+
+
+def test_writeback_keeps_the_embeddings_of_rewritten_files(labelled: Path, capsys):
+    """Writing tags (and undoing it) must not make `tagger embed` analyse the files again."""
+    from tagger_gui.core.cache import EmbeddingCache, default_cache_path
+
+    code, _, err = tagger(
+        capsys, "embed", labelled, "--backend", "handcrafted", "--workers", "0", "--quiet"
+    )
+    assert code == 0, err
+    cache_path = default_cache_path(labelled)
+    with EmbeddingCache.open(cache_path, mode="r") as cache:
+        key = cache.backends()[0]
+        rels, vectors = cache.load(key, "features")
+        before = dict(zip(rels, vectors, strict=True))
+        patches_before = dict(zip(rels, cache.tracks(key).n_patches.tolist(), strict=True))
+    code, text, err = tagger(capsys, "writeback", labelled, "--quiet")
+    assert code == 0, err
+    assert "2 files written" in text
+    code, text, err = tagger(
+        capsys, "embed", labelled, "--backend", "handcrafted", "--workers", "0", "--quiet"
+    )
+    assert code == 0, err
+    assert "embedded            0" in text and "unchanged (skipped) 3" in text
+    with EmbeddingCache.open(cache_path, mode="r") as cache:
+        rels, vectors = cache.load(key, "features")
+        after = dict(zip(rels, vectors, strict=True))
+        assert dict(zip(rels, cache.tracks(key).n_patches.tolist(), strict=True)) == patches_before
+        assert not cache.verify()
+    assert set(after) == set(before)
+    for rel, vector in before.items():
+        np.testing.assert_array_equal(after[rel], vector)
+
+    code, text, err = tagger(capsys, "writeback", labelled, "--undo", "--quiet")
+    assert code == 0, err
+    code, text, err = tagger(
+        capsys, "embed", labelled, "--backend", "handcrafted", "--workers", "0", "--quiet"
+    )
+    assert "embedded            0" in text and "unchanged (skipped) 3" in text
+
+
+def test_adopt_identity_leaves_files_changed_otherwise(inited: Path, capsys):
+    from tagger_gui.core.cache import EmbeddingCache, default_cache_path
+
+    tagger(capsys, "embed", inited, "--backend", "handcrafted", "--workers", "0", "--quiet")
+    with EmbeddingCache.open(default_cache_path(inited), mode="a") as cache:
+        key = cache.backends()[0]
+        table = cache.tracks(key)
+        i = table.relpath.index("a.wav")
+        size, mtime = int(table.size[i]), int(table.mtime_ns[i])
+        changes = {
+            "a.wav": (size, mtime, size + 10, mtime + 1),
+            "Album/b.flac": (1, 2, 3, 4),  # not the identity the cache holds
+        }
+        assert cache.adopt_identity(changes) == 1
+        table = cache.tracks(key)
+        i = table.relpath.index("a.wav")
+        assert (int(table.size[i]), int(table.mtime_ns[i])) == (size + 10, mtime + 1)
+        assert not cache.verify()

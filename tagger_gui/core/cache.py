@@ -1290,6 +1290,60 @@ class EmbeddingCache:
         return warnings
 
     @_locked
+    def adopt_identity(self, changes: Mapping[str, tuple[int, int, int, int]]) -> int:
+        """Keep the vectors of files whose tags, not audio, were rewritten.
+
+        ``changes`` maps a relpath to ``(old_size, old_mtime_ns, new_size,
+        new_mtime_ns)``. In every backend, a live row stored under the old
+        identity is stored again, unchanged, under the new one (one commit per
+        backend), so :meth:`plan` sees the file as up to date. A row with any
+        other identity is left alone: the file changed in some other way.
+        Call it only for files whose audio is known to be unchanged (the
+        write-back checks that). Returns the number of rows adopted.
+        """
+        self._require_writable()
+        adopted = 0
+        for key in self.backends():
+            b = self._backend(key)
+            table = b.table()
+            index = b.index()
+            picked = []
+            for rel, (old_size, old_mtime, new_size, new_mtime) in changes.items():
+                i = index.get(_normalize_relpath(rel))
+                if i is not None and (int(table.size[i]), int(table.mtime_ns[i])) == (
+                    int(old_size),
+                    int(old_mtime),
+                ):
+                    picked.append((i, _normalize_relpath(rel), int(new_size), int(new_mtime)))
+            if not picked:
+                continue
+            offsets = b._cache["patch_offset"]
+            spans = [(int(offsets[i]), int(table.n_patches[i])) for i, *_ in picked]
+            clip = {
+                o: np.stack([b.ds[f"clip/{o}"][int(table.row[i])] for i, *_ in picked])
+                for o in b.outputs
+            }
+            now = time.time()
+            tracks = {
+                "relpath": [rel for _, rel, _, _ in picked],
+                "size": [size for *_, size, _ in picked],
+                "mtime_ns": [mtime for *_, mtime in picked],
+                "duration": [float(table.duration[i]) for i, *_ in picked],
+                "short": [bool(table.short[i]) for i, *_ in picked],
+                "starts": [b.ds["patches/starts"][a : a + n] for a, n in spans],
+                "patches": {
+                    o: [b.ds[f"patches/{o}"][a : a + n] for a, n in spans]
+                    for o in b.meta["patch_outputs"]
+                },
+                "clip": clip,
+                "hash": _row_hashes(np.concatenate([clip[o] for o in b.outputs], axis=1)),
+                "time": now,
+            }
+            self._commit(b, tracks=tracks, now=now)
+            adopted += len(picked)
+        return adopted
+
+    @_locked
     def record_failures(
         self, backend_key: str, failures: Iterable[tuple[str, int, int, str]]
     ) -> None:
