@@ -186,3 +186,30 @@ def test_project_export_with_predictions(tmp_path, capsys):
     assert min(dark_rest) > max(bright)  # the ranking separates the unlabeled tracks
     for r in unlabeled:
         assert r["predicted"] == ("1" if float(r["score"]) >= 0.5 else "0")
+
+
+def test_predictions_save_each_probe_with_its_provenance(tmp_path):
+    from tagger_gui.core.fewshot.predict import predict_task
+    from tagger_gui.core.fewshot.probe import LinearProbe
+    from tagger_gui.core.project import Project
+    from tagger_gui.core.tasks import run_task
+
+    root = tmp_path / "Music"
+    for i in range(6):
+        kind = "dark" if i % 2 == 0 else "bright"
+        (root / f"a{i}").mkdir(parents=True)
+        sf.write(root / f"a{i}" / f"{kind}.flac", _tone(kind, 200 + i), 22050)
+    assert main(["embed", str(root), "--backend", "handcrafted", "--workers", "0", "--quiet"]) == 0
+    assert main(["project", "init", str(root)]) == 0
+    assert main(["label", str(root), "dark", "--create-tag", "a0/dark.flac", "a2/dark.flac"]) == 0
+    assert main(["tag", "add", str(root), "empty"]) == 0
+    with Project.open(root) as project:
+        preds = run_task(predict_task(project, features="handcrafted"))
+        assert set(preds) == {"dark"}  # a tag without positives is not fitted
+        saved = project.load_probe("dark")
+        assert saved is not None
+        assert saved.meta["labels"] == project.label_snapshot("dark")
+        assert saved.meta["features"].startswith("handcrafted@")
+        probe, meta = LinearProbe.from_bytes(saved.blob)
+        assert meta["features"] == saved.meta["features"] and probe.n_positive_ == 2
+        assert project.load_probe("empty") is None
