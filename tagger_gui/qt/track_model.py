@@ -93,7 +93,15 @@ class Column(enum.IntEnum):
 
 
 _HEADERS = ("Title", "Artist", "Album", "Duration", "Score", "Label", "Path")
-_TEXT_COLUMNS = (Column.TITLE, Column.ARTIST, Column.ALBUM, Column.PATH)
+# Plain ints for data(), which runs for every visible cell and role.
+_TITLE, _ARTIST, _ALBUM, _DURATION, _SCORE, _LABEL, _PATH = (int(c) for c in Column)
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_HANDLED_ROLES = frozenset(
+    (_DISPLAY, _FOREGROUND, _ALIGNMENT, _TOOLTIP, TrackIdRole, ScoreRole, LabelRole, SortRole)
+)
 
 
 def format_duration(seconds: float) -> str:
@@ -443,43 +451,51 @@ class TrackTableModel(QAbstractTableModel):
         orientation: Qt.Orientation,
         role: int = Qt.ItemDataRole.DisplayRole,
     ):
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(_HEADERS):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return _HEADERS[section]
-            if role == Qt.ItemDataRole.TextAlignmentRole and section in (
-                Column.DURATION,
-                Column.SCORE,
-            ):
-                return _RIGHT
-            return None
-        return super().headerData(section, orientation, role)
+        # Not super().headerData: rows are numbered here, and a call into the
+        # base class from Python costs more than the answer.
+        if role == _DISPLAY:
+            if orientation == Qt.Orientation.Vertical:
+                return section + 1
+            return _HEADERS[section] if 0 <= section < len(_HEADERS) else None
+        if role == _ALIGNMENT and orientation == Qt.Orientation.Horizontal:
+            return _RIGHT if section in (_DURATION, _SCORE) else None
+        return None
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
     ):
-        if not index.isValid():
+        # Called for every visible cell and every role a view asks for (font,
+        # size hint, decoration...): leave early for roles not handled, and
+        # compare plain ints (enum members cost an attribute lookup each).
+        if role not in _HANDLED_ROLES or not index.isValid():
             return None
         row = index.row()
         column = index.column()
         t = self._table
         i = row if self._order is None else int(self._order[row])
-        if role == Qt.ItemDataRole.DisplayRole:
-            if column == Column.TITLE:
+        if role == _DISPLAY:
+            if column == _TITLE:
                 return t.title[i] or _file_name(t.relpath[i])
-            if column == Column.ARTIST:
+            if column == _ARTIST:
                 return t.artist[i]
-            if column == Column.ALBUM:
+            if column == _ALBUM:
                 return t.album[i]
-            if column == Column.DURATION:
+            if column == _DURATION:
                 return format_duration(float(t.duration[i]))
-            if column == Column.SCORE:
+            if column == _SCORE:
                 score = float(self._scores[i])
                 return "" if score != score else f"{score:.2f}"
-            if column == Column.LABEL:
+            if column == _LABEL:
                 return _LABEL_TEXT[int(self._labels[i])]
-            if column == Column.PATH:
+            if column == _PATH:
                 return t.relpath[i]
             return None
+        if role == _FOREGROUND:
+            if column == _LABEL:
+                return _LABEL_COLOUR.get(int(self._labels[i]))
+            return _MISSING_COLOUR if t.missing[i] else None
+        if role == _ALIGNMENT:
+            return _RIGHT if column == _DURATION or column == _SCORE else None
         if role == SortRole:
             return self._sort_value(i, column)
         if role == TrackIdRole:
@@ -489,17 +505,10 @@ class TrackTableModel(QAbstractTableModel):
             return None if score != score else score
         if role == LabelRole:
             return int(self._labels[i])
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if column == Column.LABEL:
-                return _LABEL_COLOUR.get(int(self._labels[i]))
-            return _MISSING_COLOUR if t.missing[i] else None
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if column in (Column.DURATION, Column.SCORE) else None
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if t.missing[i]:
-                return f"{t.relpath[i]}\n(file missing at the last library scan)"
-            return t.relpath[i] if column in (Column.TITLE, Column.PATH) else None
-        return None
+        # ToolTipRole
+        if t.missing[i]:
+            return f"{t.relpath[i]}\n(file missing at the last library scan)"
+        return t.relpath[i] if column == _TITLE or column == _PATH else None
 
     def _sort_value(self, i: int, column: int) -> float | int | str | None:
         t = self._table

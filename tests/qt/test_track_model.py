@@ -96,6 +96,8 @@ def test_cells_per_column(model):
     assert model.columnCount() == 7
     headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(7)]
     assert headers == ["Title", "Artist", "Album", "Duration", "Score", "Label", "Path"]
+    assert model.headerData(4, Qt.Orientation.Vertical) == 5  # row numbers
+    assert model.headerData(0, Qt.Orientation.Horizontal, Qt.ItemDataRole.FontRole) is None
     # no title: the file name stands in
     assert column_texts(model, Column.TITLE) == [
         "So What",
