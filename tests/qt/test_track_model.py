@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPersistentModelIndex, Qt
+from PySide6.QtCore import QItemSelectionModel, QPersistentModelIndex, Qt
+from PySide6.QtWidgets import QTableView
 
 from tagger_gui.core.project.store import TrackTable
 from tagger_gui.qt.track_model import (
@@ -429,3 +430,28 @@ def test_hundred_thousand_tracks(qtmodeltester):
     assert 0 < proxy.rowCount() < 200
     print(f"\n100k tracks: model {built * 1e3:.1f} ms, sort by score {sorted_in * 1e3:.0f} ms,")
     print(f"first search {searched * 1e3:.0f} ms")
+
+
+def test_a_views_selection_follows_its_track_through_sorts_and_filters(model, proxy, qtbot):
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+    view.setSortingEnabled(True)  # sorts by the indicator: -1 keeps the table order
+    assert proxy_ids(proxy) == [3, 7, 8, 12, 20]
+    model.set_scores([3, 7, 8, 12, 20], [0.1, 0.5, 0.3, 0.9, 0.2])
+    view.selectionModel().setCurrentIndex(
+        proxy.index(1, 0),  # track 7
+        QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    view.sortByColumn(Column.SCORE, Qt.SortOrder.DescendingOrder)  # a header click
+    assert proxy_ids(proxy) == [12, 7, 8, 20, 3]
+    assert view.currentIndex().data(TrackIdRole) == 7
+    assert view.currentIndex().row() == 1
+    proxy.set_search("björk")
+    assert view.currentIndex().data(TrackIdRole) == 7
+    model.set_scores([7], [0.05])  # re-sorted: the current row moves with its track
+    proxy.set_search("")
+    assert proxy_ids(proxy) == [12, 8, 20, 3, 7]
+    assert view.currentIndex().data(TrackIdRole) == 7
+    assert [i.data(TrackIdRole) for i in view.selectionModel().selectedRows()] == [7]
