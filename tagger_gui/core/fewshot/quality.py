@@ -298,11 +298,11 @@ def assess(
         report.prevalence = k / len(audit_rows)
         report.prevalence_ci = wilson(k, len(audit_rows))
         # positives outside the audit sample that are not labeled yet
-        unlabeled_outside = np.count_nonzero(~labeled) / max(1, len(y) - len(audit_rows))
         outside = len(y) - len(audit_rows)
         labeled_pos_outside = report.n_positive - k
+        anything_left = bool((~labeled).any())
         est = [
-            max(0.0, p * outside - labeled_pos_outside) if unlabeled_outside else 0.0
+            max(0.0, p * outside - labeled_pos_outside) if anything_left else 0.0
             for p in (report.prevalence, *report.prevalence_ci)
         ]
         report.positives_remaining = est[0]
