@@ -1,0 +1,626 @@
+"""The labeling and review panel of one tag: a queue, the current track, live refits.
+
+:class:`ReviewPanel` shows the review queue of the current tag (from the
+ranking strategies top / uncertain / diverse / audit), the current track in
+large type, and the quality readout of the last refit. It is keyboard-first:
+
+====================  =============================================
+Y / N / S             positive / negative / skip (the selection, if several)
+J / K                 next / previous track of the queue
+1 2 3 4               strategy top / uncertain / diverse / audit
+Space                 play / pause (with a player)
+Ctrl+Z / Ctrl+Shift+Z undo / redo
+====================  =============================================
+
+Each label is committed to the project store first, then the local label
+vector is updated and a refit is requested through :class:`LatestOnly`
+(debounced, the newest request wins): the refit runs in the worker pool,
+never on the GUI thread, and its result updates the queue, the quality box,
+the saved probe, and (through :attr:`ReviewPanel.scoresChanged`) the rest of
+the app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Sequence
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
+from PySide6.QtGui import QFont, QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tagger_gui.core.errors import TaggerError
+from tagger_gui.core.fewshot.engine import LibraryFeatures, RefitResult, label_snapshot, refit_task
+from tagger_gui.core.fewshot.predict import label_vector
+from tagger_gui.core.fewshot.ranking import STRATEGIES, Ranking, audit_order, rank_audit
+from tagger_gui.core.playback import PlaybackAudio, load_for_playback
+
+from .worker import LatestOnly, WorkerPool, describe_error
+
+__all__ = ["ReasonRole", "ReviewPanel", "RowRole"]
+
+logger = logging.getLogger(__name__)
+
+#: Queue items carry their library row (index into ``LibraryFeatures``) under this role.
+RowRole = Qt.ItemDataRole.UserRole + 1
+#: ... and the ranking's reason for proposing the track under this one.
+ReasonRole = Qt.ItemDataRole.UserRole + 2
+
+#: Engine label codes (see :func:`~tagger_gui.core.fewshot.predict.label_vector`).
+_ENGINE_CODE = {"positive": 1, "negative": 0, "skip": -1}
+
+_STRATEGY_KEYS = {
+    Qt.Key.Key_1: 0,
+    Qt.Key.Key_2: 1,
+    Qt.Key.Key_3: 2,
+    Qt.Key.Key_4: 3,
+}
+
+
+def _decode_task(path: str, sr: int | None) -> Generator[str, None, tuple[str, PlaybackAudio]]:
+    """Decode one track for the player (a pool task: decoding can take a second)."""
+    yield "decoding"
+    return path, load_for_playback(path, sr=sr)
+
+
+class ReviewPanel(QWidget):
+    """Label and review the tracks of one tag, with live refits in the worker pool.
+
+    Parameters
+    ----------
+    project : tagger_gui.core.project.Project
+        The open project; labels are written to it (one undo step each).
+    lib : LibraryFeatures
+        The project's embedded tracks in the probe space
+        (:func:`~tagger_gui.core.fewshot.predict.project_features`).
+    pool : WorkerPool
+        Where refits (and track decoding for playback) run.
+    parent : QWidget, optional
+        The Qt parent.
+    player : Player, optional
+        When given, Space plays / pauses the current track.
+    delay_ms : int, optional
+        Debounce delay of the refit requests (a burst of labels refits once).
+
+    Signals
+    -------
+    scoresChanged(object, object)
+        ``(track_ids, scores)``: int64 and float32 arrays of equal length, the
+        newest scores of the current tag for every embedded track.
+    labelsChanged()
+        Labels of the current tag changed (a label, a bulk label, undo/redo).
+    currentTrackChanged(int)
+        Track id of the queue's current track (-1 when the queue is empty).
+    refitFinished(object)
+        The :class:`~tagger_gui.core.fewshot.engine.RefitResult` just shown.
+    errorOccurred(str)
+        A plain-words message (a refit that failed, a label that was refused).
+    """
+
+    scoresChanged = Signal(object, object)
+    labelsChanged = Signal()
+    currentTrackChanged = Signal(int)
+    refitFinished = Signal(object)
+    errorOccurred = Signal(str)
+
+    def __init__(
+        self,
+        project,
+        lib: LibraryFeatures,
+        pool: WorkerPool,
+        *,
+        parent: QWidget | None = None,
+        player=None,
+        delay_ms: int = 150,
+    ) -> None:
+        super().__init__(parent)
+        self._project = project
+        self._lib = lib
+        self._pool = pool
+        self._player = player
+        self._ids = np.asarray(project.track_ids_for_relpaths(lib.relpaths), dtype=np.int64)
+        self._row_of = {int(t): i for i, t in enumerate(self._ids) if t >= 0}
+        tracks = project.tracks(include_missing=True)
+        table_rows = tracks.rows_of(self._ids)
+        self._titles = [
+            (tracks.title[r] if r >= 0 else "") or lib.relpaths[i].rsplit("/", 1)[-1]
+            for i, r in enumerate(table_rows.tolist())
+        ]
+        self._artists = [tracks.artist[r] if r >= 0 else "" for r in table_rows.tolist()]
+        self._tag: str | None = None
+        self._y = np.full(len(lib.relpaths), -1, dtype=np.int8)
+        self._skipped = np.zeros(len(lib.relpaths), dtype=bool)
+        self._result: RefitResult | None = None
+        self._scores: np.ndarray | None = None
+        self._strategy = STRATEGIES[0]
+        self._loaded_path: str | None = None
+
+        self._live = LatestOnly(pool, delay_ms=delay_ms, parent=self)
+        self._live.result.connect(self._on_result)
+        self._live.error.connect(self._on_error)
+        self._live.busy.connect(self._on_busy)
+        self._audio = LatestOnly(pool, delay_ms=0, parent=self)
+        self._audio.result.connect(self._on_audio)
+        self._audio.error.connect(self._on_error)
+
+        self._build()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.strategy_box = QComboBox()
+        for i, name in enumerate(STRATEGIES):
+            self.strategy_box.addItem(f"{i + 1}  {name}", name)
+        self.strategy_box.currentIndexChanged.connect(self._on_strategy_index)
+        self.threshold_box = QDoubleSpinBox()
+        self.threshold_box.setRange(0.01, 0.99)
+        self.threshold_box.setSingleStep(0.05)
+        self.threshold_box.setDecimals(2)
+        self.threshold_box.setValue(0.5)
+        self.threshold_box.valueChanged.connect(self._on_threshold)
+        self.status_label = QLabel()
+        controls = QFormLayout()
+        controls.addRow("Strategy", self.strategy_box)
+        controls.addRow("Threshold", self.threshold_box)
+
+        big = QFont(self.font())
+        big.setPointSizeF(big.pointSizeF() * 1.6)
+        big.setBold(True)
+        self.title_label = QLabel()
+        self.title_label.setFont(big)
+        self.title_label.setWordWrap(True)
+        self.artist_label = QLabel()
+        self.score_label = QLabel()
+        self.reason_label = QLabel()
+        self.reason_label.setWordWrap(True)
+
+        self.queue = QListWidget()
+        self.queue.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.queue.currentRowChanged.connect(self._on_current_row)
+
+        buttons = QHBoxLayout()
+        for text, value in (("Yes (Y)", "positive"), ("No (N)", "negative"), ("Skip (S)", "skip")):
+            button = QPushButton(text)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.clicked.connect(lambda _=False, v=value: self.label_selection(v))
+            buttons.addWidget(button)
+
+        self.quality_box = QTextBrowser()
+        self.quality_box.setMaximumHeight(140)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.title_label)
+        layout.addWidget(self.artist_label)
+        layout.addWidget(self.score_label)
+        layout.addWidget(self.reason_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.queue, 1)
+        layout.addWidget(QLabel("Quality"))
+        layout.addWidget(self.quality_box)
+        layout.addWidget(self.status_label)
+
+        # the list and the combo box would eat letter and number keys (keyboard search)
+        for widget in (self.queue, self.strategy_box):
+            widget.installEventFilter(self)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._show_current()
+
+    # -- public state -----------------------------------------------------------------------
+
+    @property
+    def tag(self) -> str | None:
+        """The current tag's name, or None."""
+        return self._tag
+
+    @property
+    def strategy(self) -> str:
+        """The review strategy of the queue."""
+        return self._strategy
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold of the quality readout and the uncertain strategy."""
+        return float(self.threshold_box.value())
+
+    @property
+    def is_busy(self) -> bool:
+        """True while a refit is pending (debounced) or running."""
+        return self._live.is_busy
+
+    @property
+    def result(self) -> RefitResult | None:
+        """The refit shown now, or None."""
+        return self._result
+
+    def queue_rows(self) -> list[int]:
+        """Library rows of the queue, in order."""
+        return [int(self.queue.item(i).data(RowRole)) for i in range(self.queue.count())]
+
+    def queue_track_ids(self) -> list[int]:
+        """Track ids of the queue, in order."""
+        return [int(self._ids[r]) for r in self.queue_rows()]
+
+    def labels(self) -> np.ndarray:
+        """A copy of the current tag's engine labels per library row (1, 0, -1)."""
+        return self._y.copy()
+
+    def current_track_id(self) -> int:
+        """Track id of the queue's current track, -1 if none."""
+        row = self._current_row()
+        return -1 if row is None else int(self._ids[row])
+
+    # -- slots ----------------------------------------------------------------------------
+
+    @Slot(str)
+    def set_tag(self, name: str | None) -> None:
+        """Review tag ``name``: load its labels and refit (None clears the panel).
+
+        Parameters
+        ----------
+        name : str or None
+            The tag's name.
+        """
+        self._live.cancel()
+        self._tag = name
+        self._result = None
+        self._scores = None
+        if name is None:
+            self._y[:] = -1
+            self._skipped[:] = False
+            self.queue.clear()
+            self.quality_box.clear()
+            self._show_current()
+            return
+        self._reload_labels()
+        self._fill_queue()
+        self._request_refit()
+
+    @Slot(str)
+    def set_strategy(self, strategy: str) -> None:
+        """Show the queue of ``strategy`` (one of top, uncertain, diverse, audit)."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
+        self.strategy_box.setCurrentIndex(STRATEGIES.index(strategy))
+
+    @Slot(float)
+    def set_threshold(self, threshold: float) -> None:
+        """Set the decision threshold; a refit re-assesses the quality at it."""
+        self.threshold_box.setValue(float(threshold))
+
+    @Slot(str)
+    def label_selection(self, value: str) -> None:
+        """Label the selected queue tracks (or the current one) ``value``, as one undo step.
+
+        Parameters
+        ----------
+        value : {"positive", "negative", "skip"}
+        """
+        rows = sorted({int(it.data(RowRole)) for it in self.queue.selectedItems()})
+        current = self._current_row()
+        if len(rows) <= 1:
+            rows = [] if current is None else [current]
+        self.label_rows(rows, value)
+
+    def label_rows(self, rows: Sequence[int], value: str) -> bool:
+        """Label library ``rows`` ``value`` for the current tag (one ``set_labels`` call).
+
+        The store commits first; only then does the panel show the label
+        (the rows leave the queue) and request a refit.
+
+        Parameters
+        ----------
+        rows : sequence of int
+            Rows of the library features.
+        value : {"positive", "negative", "skip"}
+
+        Returns
+        -------
+        bool
+            False when there was nothing to label or the store refused.
+        """
+        if self._tag is None or not len(rows):
+            return False
+        rows = [r for r in rows if self._ids[r] >= 0]
+        try:
+            self._project.set_labels(self._tag, [int(self._ids[r]) for r in rows], value)
+        except TaggerError as exc:
+            self._report(describe_error(exc))
+            return False
+        # Own labels win over inherited ones (see Project.labels), so the local
+        # update matches the store for positives and negatives; a skip is shown
+        # as unlabeled to the engine and kept out of the queue.
+        self._y[rows] = _ENGINE_CODE[value]
+        self._skipped[rows] = value == "skip"
+        self._drop_from_queue(set(rows))
+        self.labelsChanged.emit()
+        self._request_refit()
+        return True
+
+    @Slot()
+    def undo(self) -> None:
+        """Undo the project's last action, then reload the labels and refit."""
+        self._undo_redo(self._project.undo)
+
+    @Slot()
+    def redo(self) -> None:
+        """Redo the project's last undone action, then reload the labels and refit."""
+        self._undo_redo(self._project.redo)
+
+    @Slot()
+    def next_track(self) -> None:
+        """Make the next queue track current (J)."""
+        self._step(1)
+
+    @Slot()
+    def previous_track(self) -> None:
+        """Make the previous queue track current (K)."""
+        self._step(-1)
+
+    @Slot()
+    def toggle_playback(self) -> None:
+        """Play or pause the current track (Space); decodes it in the pool first if needed."""
+        if self._player is None:
+            return
+        path = self._current_path()
+        if path is None:
+            return
+        if path == self._loaded_path:
+            self._player.toggle()
+            return
+        sr = self._player.device_samplerate()
+        self._audio.submit(lambda: _decode_task(path, sr))
+
+    def shutdown(self) -> None:
+        """Drop pending requests and cancel the refit in flight (before the pool shuts down)."""
+        self._live.cancel()
+        self._audio.cancel()
+
+    # -- keyboard -------------------------------------------------------------------------
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Handle the review keys; others go to the base class."""
+        if not self._handle_key(event):
+            super().keyPressEvent(event)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Take the review keys before the queue or the strategy box sees them."""
+        if event.type() == QEvent.Type.KeyPress and self._handle_key(event):
+            return True
+        return super().eventFilter(watched, event)
+
+    def _handle_key(self, event: QKeyEvent) -> bool:
+        key = event.key()
+        mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ctrl = Qt.KeyboardModifier.ControlModifier
+        shift = Qt.KeyboardModifier.ShiftModifier
+        if key == Qt.Key.Key_Z and mods == ctrl:
+            self.undo()
+            return True
+        if key == Qt.Key.Key_Z and mods == ctrl | shift:
+            self.redo()
+            return True
+        if mods not in (Qt.KeyboardModifier.NoModifier, shift):
+            return False
+        if key == Qt.Key.Key_Y:
+            self.label_selection("positive")
+        elif key == Qt.Key.Key_N:
+            self.label_selection("negative")
+        elif key == Qt.Key.Key_S:
+            self.label_selection("skip")
+        elif key == Qt.Key.Key_J:
+            self.next_track()
+        elif key == Qt.Key.Key_K:
+            self.previous_track()
+        elif key == Qt.Key.Key_Space:
+            self.toggle_playback()
+        elif key in _STRATEGY_KEYS:
+            self.strategy_box.setCurrentIndex(_STRATEGY_KEYS[key])
+        else:
+            return False
+        return True
+
+    # -- refits ---------------------------------------------------------------------------
+
+    def _request_refit(self) -> None:
+        if self._tag is None:
+            return
+        if not (self._y == 1).any():
+            # a probe needs a positive; until then the queue is the audit order
+            self._live.cancel()
+            self._fill_queue()
+            return
+        y = self._y.copy()  # the request's inputs, captured now
+        lib, tag, threshold, previous = self._lib, self._tag, self.threshold, self._scores
+        self._live.submit(
+            lambda: refit_task(lib, y, tag=tag, threshold=threshold, previous_scores=previous)
+        )
+
+    @Slot(object)
+    def _on_result(self, result: RefitResult) -> None:
+        if result.tag != self._tag:
+            return  # a refit of the tag reviewed before
+        self._result = result
+        self._scores = result.scores
+        self._fill_queue()
+        lines = result.quality.lines() if result.quality is not None else []
+        self.quality_box.setPlainText("\n".join(lines))
+        self._save_probe(result)
+        known = self._ids >= 0
+        self.scoresChanged.emit(self._ids[known], result.scores[known])
+        self.refitFinished.emit(result)
+
+    def _save_probe(self, result: RefitResult) -> None:
+        if getattr(self._project, "readonly", False):
+            return
+        if result.snapshot != label_snapshot(self._y):
+            return  # labels changed since: a newer refit is on its way and will be saved
+        try:
+            self._project.save_probe(
+                result.tag,
+                result.probe_bytes(self._lib.feature_id),
+                {
+                    "features": self._lib.feature_id,
+                    "labels": self._project.label_snapshot(result.tag),
+                    "threshold": self.threshold,
+                },
+            )
+        except TaggerError as exc:
+            self._report(describe_error(exc))
+
+    @Slot(object)
+    def _on_error(self, exc: BaseException) -> None:
+        self._report(describe_error(exc))
+
+    @Slot(bool)
+    def _on_busy(self, busy: bool) -> None:
+        self.status_label.setText("refitting..." if busy else "")
+
+    def _report(self, message: str) -> None:
+        self.status_label.setText(message)
+        self.errorOccurred.emit(message)
+
+    @Slot(int)
+    def _on_strategy_index(self, index: int) -> None:
+        self._strategy = str(self.strategy_box.itemData(index))
+        self._fill_queue()
+
+    @Slot(float)
+    def _on_threshold(self, _value: float) -> None:
+        self._request_refit()
+
+    def _undo_redo(self, action) -> None:
+        try:
+            done = action()
+        except TaggerError as exc:
+            self._report(describe_error(exc))
+            return
+        if done is None or self._tag is None:
+            return
+        self.status_label.setText(done)
+        if not self._project.has_tag(self._tag):  # undo removed the tag itself
+            self.set_tag(None)
+            self.labelsChanged.emit()
+            return
+        self._reload_labels()
+        self._fill_queue()
+        self.labelsChanged.emit()
+        self._request_refit()
+
+    def _reload_labels(self) -> None:
+        self._y = label_vector(self._project, self._tag, self._lib)
+        self._skipped[:] = False
+        skipped = self._project.labels(self._tag).skipped
+        rows = [self._row_of[int(t)] for t in skipped.tolist() if int(t) in self._row_of]
+        self._skipped[rows] = True
+        self._skipped &= self._y == -1  # an inherited label outranks an own skip
+
+    # -- queue ----------------------------------------------------------------------------
+
+    def _ranking(self) -> Ranking:
+        if self._result is not None and self._strategy in self._result.rankings:
+            return self._result.rankings[self._strategy]
+        labeled = (self._y != -1) | self._skipped
+        ranking = rank_audit(audit_order(len(self._y), self._tag or ""), labeled, n=50)
+        if self._strategy != "audit":
+            reasons = [f"no probe yet (label a positive): {r}" for r in ranking.reasons]
+            ranking = Ranking(ranking.strategy, ranking.rows, reasons)
+        return ranking
+
+    def _fill_queue(self) -> None:
+        keep = self._current_row()
+        self.queue.blockSignals(True)
+        self.queue.clear()
+        if self._tag is not None:
+            ranking = self._ranking()
+            scores = self._scores
+            for row, reason in zip(ranking.rows.tolist(), ranking.reasons, strict=True):
+                if self._y[row] != -1 or self._skipped[row]:
+                    continue  # labeled since this ranking was made
+                score = "" if scores is None else f"{scores[row]:.2f}  "
+                item = QListWidgetItem(f"{score}{self._titles[row]}  ·  {reason}")
+                item.setData(RowRole, row)
+                item.setData(ReasonRole, reason)
+                item.setToolTip(self._lib.relpaths[row])
+                self.queue.addItem(item)
+        rows = self.queue_rows()
+        self.queue.setCurrentRow(rows.index(keep) if keep in rows else (0 if rows else -1))
+        self.queue.blockSignals(False)
+        self._show_current()
+
+    def _drop_from_queue(self, rows: set[int]) -> None:
+        first = None
+        self.queue.blockSignals(True)
+        for i in reversed(range(self.queue.count())):
+            if int(self.queue.item(i).data(RowRole)) in rows:
+                self.queue.takeItem(i)
+                first = i
+        self.queue.clearSelection()
+        if first is not None and self.queue.count():
+            self.queue.setCurrentRow(min(first, self.queue.count() - 1))
+        self.queue.blockSignals(False)
+        self._show_current()
+
+    def _step(self, delta: int) -> None:
+        count = self.queue.count()
+        if not count:
+            return
+        row = self.queue.currentRow()
+        self.queue.setCurrentRow(min(max(row + delta, 0), count - 1))
+
+    def _current_row(self) -> int | None:
+        item = self.queue.currentItem()
+        return None if item is None else int(item.data(RowRole))
+
+    def _current_path(self) -> str | None:
+        row = self._current_row()
+        if row is None:
+            return None
+        return str(self._project.library_root / self._lib.relpaths[row])
+
+    @Slot(int)
+    def _on_current_row(self, _index: int) -> None:
+        self._show_current()
+
+    def _show_current(self) -> None:
+        row = self._current_row()
+        if row is None:
+            self.title_label.setText("Nothing to review" if self._tag else "No tag chosen")
+            self.artist_label.clear()
+            self.score_label.clear()
+            self.reason_label.clear()
+            self.currentTrackChanged.emit(-1)
+            return
+        item = self.queue.currentItem()
+        self.title_label.setText(self._titles[row])
+        self.artist_label.setText(self._artists[row] or self._lib.relpaths[row])
+        self.score_label.setText(
+            "no score yet" if self._scores is None else f"score {self._scores[row]:.2f}"
+        )
+        self.reason_label.setText(str(item.data(ReasonRole)))
+        self.currentTrackChanged.emit(int(self._ids[row]))
+
+    # -- playback -------------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_audio(self, decoded: tuple[str, PlaybackAudio]) -> None:
+        path, audio = decoded
+        if self._player is None or path != self._current_path():
+            return  # the user moved on while it decoded
+        self._player.set_audio(audio.samples, audio.sr)
+        self._loaded_path = path
+        self._player.play()
