@@ -9,6 +9,7 @@ Y / N / S             positive / negative / skip (the selection, if several)
 J / K                 next / previous track of the queue
 1 2 3 4               strategy top / uncertain / diverse / audit
 Space                 play / pause (with a player)
+Left / Right          seek 5 s back / forward (with a player)
 Ctrl+Z / Ctrl+Shift+Z undo / redo
 ====================  =============================================
 
@@ -62,6 +63,9 @@ ReasonRole = Qt.ItemDataRole.UserRole + 2
 
 #: Engine label codes (see :func:`~tagger_gui.core.fewshot.predict.label_vector`).
 _ENGINE_CODE = {"positive": 1, "negative": 0, "skip": -1}
+
+#: Seconds the arrow keys seek.
+SEEK_STEP = 5.0
 
 _STRATEGY_KEYS = {
     Qt.Key.Key_1: 0,
@@ -385,6 +389,13 @@ class ReviewPanel(QWidget):
         sr = self._player.device_samplerate()
         self._audio.submit(lambda: _decode_task(path, sr))
 
+    @Slot(float)
+    def seek_by(self, seconds: float) -> None:
+        """Move the playhead ``seconds`` (negative: back) if the current track is loaded."""
+        if self._player is None or self._loaded_path != self._current_path():
+            return
+        self._player.seek(max(0.0, self._player.position() + float(seconds)))
+
     def shutdown(self) -> None:
         """Drop pending requests and cancel the refit in flight (before the pool shuts down)."""
         self._live.cancel()
@@ -428,6 +439,8 @@ class ReviewPanel(QWidget):
             self.previous_track()
         elif key == Qt.Key.Key_Space:
             self.toggle_playback()
+        elif key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+            self.seek_by(SEEK_STEP if key == Qt.Key.Key_Right else -SEEK_STEP)
         elif key in _STRATEGY_KEYS:
             self.strategy_box.setCurrentIndex(_STRATEGY_KEYS[key])
         else:

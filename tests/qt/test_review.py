@@ -224,6 +224,12 @@ class FakePlayer:
     def toggle(self) -> None:
         self.calls.append("toggle")
 
+    def position(self) -> float:
+        return 1.0
+
+    def seek(self, seconds: float) -> None:
+        self.calls.append(f"seek {seconds:g}")
+
 
 def test_space_decodes_in_the_pool_then_plays_and_toggles(qtbot, project, lib, worker_pool):
     player = FakePlayer()
@@ -236,5 +242,11 @@ def test_space_decodes_in_the_pool_then_plays_and_toggles(qtbot, project, lib, w
     assert player.calls == ["set_audio", "play"] and player.frames > 0
     press(qtbot, panel, Qt.Key.Key_Space)
     assert player.calls[-1] == "toggle"
+    press(qtbot, panel, Qt.Key.Key_Right)
+    press(qtbot, panel, Qt.Key.Key_Left)
+    assert player.calls[-2:] == ["seek 6", "seek 0"]
+    press(qtbot, panel, Qt.Key.Key_J)  # another track: not loaded, so no seek
+    press(qtbot, panel, Qt.Key.Key_Right)
+    assert player.calls[-1] == "seek 0"
     panel.shutdown()
     worker_pool.wait_for_workers(WAIT_MS)
