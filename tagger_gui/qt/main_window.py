@@ -162,8 +162,8 @@ class MainWindow(QMainWindow):
     current_tag_changed(object)
         The :class:`Tag` selected in the tags panel, or None.
     project_changed()
-        Tags or labels changed here (new tag, undo, redo): views should read
-        the project again.
+        The window changed tags or labels (new tag, undo, redo): other views
+        (the review panel) should read the project again.
     library_synced(object)
         The track list is up to date: the :class:`SyncReport`.
     embedding_progress(object)
@@ -619,7 +619,10 @@ class MainWindow(QMainWindow):
             return
         self._current_tag = tag
         if self.project is not None and not self._restoring_tag:
-            self.project.set_state(CURRENT_TAG_STATE, None if tag is None else tag.name)
+            try:
+                self.project.set_state(CURRENT_TAG_STATE, None if tag is None else tag.name)
+            except TaggerError as exc:  # e.g. a full disk: the tag is still selected
+                self.show_message("Cannot save the current tag", describe_error(exc))
         self._load_current_labels()
         self.current_tag_changed.emit(tag)
 
@@ -669,6 +672,7 @@ class MainWindow(QMainWindow):
             return None
         self.refresh()
         self.select_tag(tag.name)
+        self.project_changed.emit()
         self.statusBar().showMessage(f"Created tag {tag.name!r}", 5000)
         return tag
 
@@ -693,13 +697,16 @@ class MainWindow(QMainWindow):
         if done:
             self.statusBar().showMessage(f"{'Undid' if undo else 'Redid'}: {done}", 5000)
         self.refresh()
+        self.project_changed.emit()
         return done
 
     def refresh(self) -> None:
         """Read tags, counts, the current tag's labels and the undo texts again.
 
         Call it after changing the project elsewhere (the review panel's
-        labels); emits :attr:`project_changed`.
+        labels). It does not emit :attr:`project_changed` (which only says
+        that the window itself changed the project), so connecting that
+        signal to a view whose changes call this cannot loop.
         """
         if self.project is None:
             return
@@ -717,7 +724,6 @@ class MainWindow(QMainWindow):
         else:  # the tag is gone (an undone creation)
             self.select_tag(None)
         self.update_undo_actions()
-        self.project_changed.emit()
 
     def update_undo_actions(self) -> None:
         """Edit → Undo/Redo say what they would do, and are disabled when there is nothing."""

@@ -101,7 +101,8 @@ def test_open_embed_new_tag_undo_redo(qtbot, make_window, library, messages):
     assert window.project.get_state("current_tag") == "ambient"
     assert window.undo_action.isEnabled() and "ambient" in window.undo_action.text()
 
-    window.undo_action.trigger()
+    with qtbot.waitSignal(window.project_changed):
+        window.undo_action.trigger()
     assert [t.name for t in window.tag_model.tags()] == ["calm"]
     assert window.current_tag is None
     assert "ambient" in window.redo_action.text() and window.redo_action.isEnabled()
@@ -243,3 +244,19 @@ def test_sorting_starts_in_table_order(qtbot, make_window, library):
     first = window.track_proxy.index(0, Column.TITLE).data()
     assert first == "gamma.ogg"
     assert QSettings().value(RECENT_KEY) is not None
+
+
+def test_close_during_embedding_stops_the_job_and_releases_the_project(
+    qtbot, make_window, tmp_path
+):
+    root = tmp_path / "Closing"
+    for i in range(8):
+        write_audio(root / f"track {i}.wav", 6, seed=i)
+    window = make_window()
+    with qtbot.waitSignal(window.embedding_progress, timeout=EMBED_TIMEOUT_MS):
+        assert window.open_folder(root)
+    assert window.job is not None
+    window.close()  # cancels, waits, closes the project
+    assert window.pool.is_shut_down and window.pool.active_thread_count() == 0
+    assert window.project is None
+    Project.open(root).close()  # the lock was released
