@@ -273,6 +273,7 @@ class MainWindow(QMainWindow):
         self.review_area.setObjectName("review_area")
         review_layout = QVBoxLayout(self.review_area)
         review_layout.setContentsMargins(0, 0, 0, 0)
+        self.review_area.hide()  # no empty column until the review panel is put in
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(tags_panel)
@@ -389,6 +390,7 @@ class MainWindow(QMainWindow):
             if old is not None:
                 old.setParent(None)
         layout.addWidget(widget)
+        self.review_area.show()
 
     # -- opening and closing ----------------------------------------------------------------
 

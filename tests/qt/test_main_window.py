@@ -260,3 +260,15 @@ def test_close_during_embedding_stops_the_job_and_releases_the_project(
     assert window.pool.is_shut_down and window.pool.active_thread_count() == 0
     assert window.project is None
     Project.open(root).close()  # the lock was released
+
+
+def test_review_widget_goes_in_the_review_area(qtbot, make_window):
+    window = make_window()
+    window.show()
+    assert window.review_area.isHidden()  # no empty column before the panel comes
+    first, second = QLabel("one"), QLabel("two")
+    window.set_review_widget(first)
+    window.set_review_widget(second)
+    assert not window.review_area.isHidden()
+    assert second.parent() is window.review_area and first.parent() is None
+    first.deleteLater()
