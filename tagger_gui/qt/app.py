@@ -16,6 +16,7 @@ from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication
 
 from tagger_gui.qt.main_window import MainWindow
+from tagger_gui.qt.session import ReviewSession
 
 __all__ = ["create_app", "main"]
 
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = create_app()
     window = MainWindow(workers=args.workers)
+    ReviewSession(window)
     window.show()
     if args.path:
         # after the window is up, so a problem is shown over it
