@@ -259,9 +259,17 @@ class MainWindow(QMainWindow):
         self.track_view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.track_view.setSortingEnabled(True)
         self.track_view.horizontalHeader().setStretchLastSection(True)
-        self.track_view.setColumnWidth(Column.TITLE, 260)
-        self.track_view.setColumnWidth(Column.ARTIST, 160)
-        self.track_view.setColumnWidth(Column.ALBUM, 160)
+        # fixed widths (measuring 100,000 rows to fit contents would be slow) that
+        # keep Score and Label in view on a 1,400-px window; Path takes the rest
+        for column, width in (
+            (Column.TITLE, 220),
+            (Column.ARTIST, 130),
+            (Column.ALBUM, 150),
+            (Column.DURATION, 70),
+            (Column.SCORE, 60),
+            (Column.LABEL, 100),
+        ):
+            self.track_view.setColumnWidth(column, width)
         library_panel = QWidget()
         library_layout = QVBoxLayout(library_panel)
         library_layout.setContentsMargins(0, 0, 0, 0)

@@ -564,7 +564,10 @@ class ReviewPanel(QWidget):
             for row, reason in zip(ranking.rows.tolist(), ranking.reasons, strict=True):
                 if self._y[row] != -1 or self._skipped[row]:
                     continue  # labeled since this ranking was made
-                score = "" if scores is None else f"{scores[row]:.2f}  "
+                # most reasons start with the score already; say it once
+                score = (
+                    "" if scores is None or reason.startswith("score") else f"{scores[row]:.2f}  "
+                )
                 item = QListWidgetItem(f"{score}{self._titles[row]}  ·  {reason}")
                 item.setData(RowRole, row)
                 item.setData(ReasonRole, reason)
