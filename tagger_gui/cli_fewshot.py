@@ -159,7 +159,7 @@ def load_matrices(data, specs: list[str], cache_path: Path | None):
     import numpy as np
 
     from tagger_gui.core.cache import EmbeddingCache, default_cache_path
-    from tagger_gui.core.fewshot.features import FeatureSpec, resolve
+    from tagger_gui.core.fewshot.features import FeatureSpec, load_features, resolve
 
     path = cache_path or default_cache_path(data.root)
     if not Path(path).exists():
@@ -188,8 +188,6 @@ def load_matrices(data, specs: list[str], cache_path: Path | None):
                 file=sys.stderr,
             )
             data = data.subset(np.flatnonzero(keep))
-        from tagger_gui.core.fewshot.features import load_features
-
         for spec_text in specs:
             _, X = load_features(cache, spec_text, data.relpaths)
             matrices[str(FeatureSpec.parse(spec_text))] = X

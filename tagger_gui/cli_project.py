@@ -268,31 +268,20 @@ def _fmt_time(t: float | None) -> str:
 
 
 def _run_sync(project, quiet: bool):
-    from tqdm import tqdm
-
-    task = project.sync_library()
-    bar = None
     try:
-        while True:
-            try:
-                p = next(task)
-            except StopIteration as stop:
-                return stop.value
-            if p.stage != "reading" or p.total == 0:
-                continue
-            if bar is None:
-                bar = tqdm(total=p.total, unit="file", disable=quiet, desc="reading tags")
-            bar.update(p.done - bar.n)
+        return drive(
+            project.sync_library(),
+            desc="reading tags",
+            quiet=quiet,
+            unit="file",
+            shown=lambda p: p.stage == "reading" and p.total > 0,
+        )
     except KeyboardInterrupt:
-        task.close()
         print(
             "\nStopped. What was read is saved; run `tagger project sync` to finish.",
             file=sys.stderr,
         )
         raise
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def _print_sync(report) -> None:

@@ -7,6 +7,7 @@ Labeled rows are never proposed again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -129,9 +130,18 @@ def audit_order(n_tracks: int, tag: str, *, salt: str = "tagger-audit-1") -> np.
 
     It depends only on the tag name and the library size, never on scores or
     labels, so the labeled prefix of this order is a uniform random sample.
+    The array is cached (read-only): every refit asks for it twice, and a
+    permutation of a 1,000,000-track library is not free.
     """
+    return _audit_order(n_tracks, tag, salt)
+
+
+@functools.lru_cache(maxsize=8)
+def _audit_order(n_tracks: int, tag: str, salt: str) -> np.ndarray:
     seed = int.from_bytes(hashlib.blake2b(f"{salt}:{tag}".encode(), digest_size=8).digest())
-    return np.random.default_rng(seed).permutation(n_tracks)
+    order = np.random.default_rng(seed).permutation(n_tracks)
+    order.flags.writeable = False
+    return order
 
 
 def audit_prefix(order: np.ndarray, labeled: np.ndarray) -> np.ndarray:
