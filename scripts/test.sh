@@ -3,6 +3,9 @@
 # import contract, and the test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian parts the player tests need (PortAudio, an ALSA null device); quick
+# when present, asks for root/sudo only when something is missing.
+bash scripts/ci_system.sh
 bash scripts/install.sh --test
 echo "== ruff"
 .venv/bin/ruff check .
