@@ -531,84 +531,22 @@ def cmd_tag_list(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
-    from tagger_gui.core.fewshot.predict import predict_task
-    from tagger_gui.core.project.csv_io import write_long_csv, write_wide_csv
+    from tagger_gui.core.project.exporting import export_csv_task
     from tagger_gui.core.tasks import run_task
 
-    predictions = {}
     with _open(args.project, readonly=True) as project:
-        tags = [project.tag(t) for t in args.tag] if args.tag else project.tags()
-        rows = project.label_rows(tags=tags, hierarchy=args.hierarchy)
-        provenance = {
-            "project": str(project.project_dir),
-            "library_root": str(project.library_root),
-            "hierarchy": args.hierarchy,
-            "labels": len(rows),
-        }
-        if args.predictions:
-            task = predict_task(
-                project,
-                tags=[t.name for t in tags],
-                features=args.features or DEFAULT_FEATURES,
-                threshold=args.threshold,
-                save_probes=False,
-            )
-            predictions = run_task(task)
-            provenance["threshold"] = args.threshold
-            provenance["features"] = next(iter(predictions.values())).feature if predictions else ""
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    decided = {
-        (rel, tag): (value, source, when, score, probe)
-        for rel, tag, value, source, when, score, probe in rows
-    }
-    if args.format == "long":
-        out_rows = [
-            {
-                "path": rel,
-                "tag": tag,
-                "decision": value,
-                "source": source,
-                # the score of a model proposal the human accepted
-                "score": score if source == "model" else None,
-                "probe_version": probe if source == "model" else None,
-                "time": when,
-            }
-            for (rel, tag), (value, source, when, score, probe) in decided.items()
-            if tag not in predictions
-        ]
-        for tag, pred in predictions.items():
-            for rel, p in zip(pred.relpaths, pred.scores.tolist(), strict=True):
-                value, source, when, _, _ = decided.get((rel, tag), ("", "", None, None, None))
-                out_rows.append(
-                    {
-                        "path": rel,
-                        "tag": tag,
-                        "decision": value,
-                        "source": source,
-                        "score": p,
-                        "predicted": p >= pred.threshold,
-                        "threshold": pred.threshold,
-                        "feature": pred.feature,
-                        "probe_version": pred.probe_version,
-                        "time": when,
-                    }
-                )
-        out_rows.sort(key=lambda r: (r["path"], r["tag"].casefold()))
-        n = write_long_csv(args.out, out_rows, provenance=provenance)
-    else:
-        cells: dict[str, dict] = {}
-        for rel, tag, value, *_ in rows:
-            cells.setdefault(rel, {})[tag] = value
-        for tag, pred in predictions.items():
-            for rel, hit in zip(pred.relpaths, pred.predicted().tolist(), strict=True):
-                cell = cells.setdefault(rel, {})
-                cell[tag] = (cell.get(tag), hit)
-        n = write_wide_csv(
-            args.out, sorted(cells.items()), tags=[t.name for t in tags], provenance=provenance
+        task = export_csv_task(
+            project,
+            args.out,
+            layout=args.format,
+            tags=args.tag,
+            hierarchy=args.hierarchy,
+            predictions=args.predictions,
+            threshold=args.threshold,
+            features=args.features,
         )
-    extra = f", predictions for {len(predictions)} tags" if predictions else ""
-    print(f"Wrote {n} rows ({len(rows)} labels, {len(tags)} tags{extra}) to {args.out}")
+        result = run_task(task)
+    print(result.summary())
     return 0
 
 
@@ -657,97 +595,52 @@ def _print_writeback_report(report) -> None:
                 print(f"  ... and {len(items) - 50} more")
 
 
-def _keep_embeddings(project, new_stats: dict[str, tuple[int, int]]) -> None:
-    """Tell the embedding cache that rewritten files kept their audio.
-
-    Without this, the next `tagger embed` would see new sizes and times and
-    analyse every written file again. Only rows stored under the identity the
-    project recorded (the file as it was before this write) are adopted.
-    """
-    from tagger_gui.core.cache import EmbeddingCache
-    from tagger_gui.core.errors import CacheError
-
-    if not new_stats or not project.cache_path.exists():
-        return
-    table = project.tracks()
-    before = {
-        rel: (int(size), int(mtime))
-        for rel, size, mtime in zip(table.relpath, table.size, table.mtime_ns, strict=True)
-        if rel in new_stats
-    }
-    changes = {rel: (*before[rel], *new) for rel, new in new_stats.items() if rel in before}
-    try:
-        with EmbeddingCache.open(project.cache_path, mode="a") as cache:
-            cache.adopt_identity(changes)
-    except CacheError as exc:
+def _print_cache_note(outcome) -> None:
+    if outcome.cache_note:
         print(
-            f"note: the embedding cache was not updated ({exc}); the next `tagger embed` "
-            "analyses the written files again",
+            f"note: the embedding cache was not updated ({outcome.cache_note}); the next "
+            "`tagger embed` analyses the written files again",
             file=sys.stderr,
         )
 
 
 def cmd_writeback(args: argparse.Namespace) -> int:
-    from tagger_gui.core.project import writeback as wbk
+    from tagger_gui.core.project import exporting
 
     # A write-back changes files the project tracks, so it records their new
     # size and time: it needs the project for writing (a dry run does not).
     readonly = args.dry_run and args.undo is None
     with _open(args.project, readonly=readonly) as project:
-        journals = project.project_dir / "writeback"
-        root = project.library_root
         if args.undo is not None:
-            if args.undo == "latest":
-                found = sorted(journals.glob("*.jsonl")) if journals.is_dir() else []
-                if not found:
-                    raise ProjectError(f"no write-back journal in {journals}")
-                journal = found[-1]
-            else:
-                journal = Path(args.undo)
-            task = wbk.undo_writeback_task(journal, library_root=root, force=args.force)
-            report = drive(task, desc="restoring", quiet=args.quiet, unit="file")
-            _keep_embeddings(project, report.new_stats)
-            project.record_rewritten_files(report.new_stats)
-            print(f"Undid the write-back of {journal}:")
-            _print_writeback_report(report)
-            return 0 if not report.failed else 1
-        if not root.is_dir():
-            raise ProjectError(f"the music folder {root} does not exist (unplugged or moved?)")
-        tags = [project.tag(t) for t in args.tag] if args.tag else None
-        wanted = project.positive_tags_by_track(tags=tags, hierarchy=not args.no_hierarchy)
-        if args.labelled_only:
-            wanted = {rel: names for rel, names in wanted.items() if names}
-        table = project.tracks(include_missing=False)
-        expected = {
-            rel: (int(size), int(mtime))
-            for rel, size, mtime in zip(table.relpath, table.size, table.mtime_ns, strict=True)
-        }
-        field = args.field or wbk.DEFAULT_FIELD
-        try:
-            task = wbk.plan_writeback_task(
-                root, wanted, field=field, id3_version=3 if args.id3v23 else 4, expected=expected
-            )
-            changes = drive(task, desc="reading tags", quiet=args.quiet, unit="file")
-        except ValueError as exc:
-            raise ProjectError(str(exc)) from None
-        print(wbk.format_preview(changes))
+            journal = None if args.undo == "latest" else Path(args.undo)
+            task = exporting.undo_writeback_task(project, journal, force=args.force)
+            outcome = drive(task, desc="restoring", quiet=args.quiet, unit="file")
+            _print_cache_note(outcome)
+            print(f"Undid the write-back of {outcome.journal_path}:")
+            _print_writeback_report(outcome.report)
+            return 0 if not outcome.report.failed else 1
+        task = exporting.plan_writeback_task(
+            project,
+            field=args.field,
+            id3_version=3 if args.id3v23 else 4,
+            tags=args.tag,
+            hierarchy=not args.no_hierarchy,
+            labelled_only=args.labelled_only,
+        )
+        plan = drive(task, desc="reading tags", quiet=args.quiet, unit="file")
+        print(plan.preview())
         if args.dry_run:
             print("Dry run: nothing written.")
             return 0
-        if not any(ch.action in ("write", "remove") for ch in changes):
+        if not plan.to_write:
             print("Nothing to write.")
             return 0
-        now = time.time()
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{now % 1:.3f}"[1:]
-        journal = args.journal or journals / f"{stamp}.jsonl"
-        journal.parent.mkdir(parents=True, exist_ok=True)
-        task = wbk.apply_writeback_task(root, changes, journal_path=journal)
-        # After Ctrl-C here the files written are in the journal but their
-        # new stats are not recorded: the next sync re-reads them (same
-        # tracks, labels untouched), which is harmless.
-        report = drive(task, desc="writing tags", quiet=args.quiet, unit="file")
-        _keep_embeddings(project, report.new_stats)
-        project.record_rewritten_files(report.new_stats)
+        # After Ctrl-C the files written so far are recorded from the journal
+        # (exporting.apply_writeback_task), so they are not taken for changed music.
+        task = exporting.apply_writeback_task(project, plan, journal=args.journal)
+        outcome = drive(task, desc="writing tags", quiet=args.quiet, unit="file")
+        _print_cache_note(outcome)
+    report, journal = outcome.report, outcome.journal_path
     _print_writeback_report(report)
     print(f"Journal: {journal}  (undo with `tagger writeback PROJECT --undo {journal}`)")
     return 0 if not report.failed else 1
