@@ -27,7 +27,8 @@ Output (every path relative to ``OUT``):
 Tags: ``soundtrack:<game>`` for every clip, plus finer tags where the files
 carry them: the Warzone 2100 album (the ``albums/<album>/`` folder and its
 ``album.json``; the Opus files have no tags), the SuperTux world (the music
-folder, see ``SUPERTUX_WORLDS``), the Wesnoth composer (the Vorbis ``composer``
+folder, see ``SUPERTUX_WORLDS`` in
+``tagger_gui/core/demo.py``), the Wesnoth composer (the Vorbis ``composer``
 or ``artist`` tag). Finer tags with fewer than ``--min-tracks`` (3) tracks are
 left out of ``labels.csv`` (they cannot be evaluated grouped by track).
 
@@ -40,23 +41,37 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import mutagen
 import numpy as np
 import soundfile as sf
 import soxr
 from mutagen.flac import FLAC
+
+# Where each package keeps its music and how its files are described is shared
+# with the app's demo library (tagger_gui/core/demo.py).
+from tagger_gui.core.demo import (
+    LAYOUTS,
+    MUSIC_SUFFIXES,
+    DemoError,
+    fetch_deb,
+    music_files,
+    slug,
+    unpack_deb,
+)
+from tagger_gui.core.demo import (
+    copy_licences as _copy_licences,
+)
+from tagger_gui.core.demo import describe_music_file as describe
+from tagger_gui.core.tasks import run_task
+
+__all__ = ["LAYOUTS", "MUSIC_SUFFIXES", "describe", "music_files", "slug"]
 
 PACKAGES = [
     "warzone2100-music",
@@ -65,91 +80,9 @@ PACKAGES = [
     "hedgewars-data",
     "frozen-bubble-data",
 ]
-MUSIC_SUFFIXES = {".ogg", ".opus", ".mp3", ".flac", ".wav"}
 SAMPLE_RATE = 22050
 BLOCK_FRAMES = 1 << 16  # read and write long audio in blocks of this many frames
 SILENT_RMS = 1e-4  # a clip quieter than this (-80 dBFS) is not written
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a package keeps its music, and what in there is not music."""
-
-    soundtrack: str  # the coarse tag: soundtrack:<soundtrack>
-    album: str  # the album tag written into the clips when the files carry none
-    music_dirs: tuple[str, ...]  # globs relative to the unpacked package
-    exclude: frozenset[str] = frozenset()  # paths in the music dir, without suffix
-    licence: str = ""  # a pointer for OUT/README.md; the copyright file is authoritative
-
-
-# What each package contains (Debian bookworm), and what is left out:
-# - warzone2100-music: music/menu.opus plus music/albums/<album>/*.opus with an
-#   album.json (titles, author) per album; all of it is music.
-# - wesnoth-1.16-music: data/core/music/*.ogg, tagged. victory*, defeat* are
-#   end-of-scenario stingers (5-21 s) and silence.ogg is 10 s of silence.
-# - supertux-data: music/<folder>/*.ogg (plus *.music loop descriptors, sounds/
-#   and speech/, which are not taken). misc/leveldone, misc/invincible and
-#   misc/bonuscave are jingles or short loops (8-14 s).
-# - hedgewars-data: Data/Music/*.ogg; Data/Sounds (effects and voices) is not taken.
-# - frozen-bubble-data: snd/ mixes 3 music files with effects; the duration
-#   limit keeps the music (the effects are under 3 s).
-LAYOUTS = {
-    "warzone2100-music": Layout(
-        "warzone2100",
-        "Warzone 2100",
-        ("usr/share/games/warzone2100/music",),
-        licence="GPL-2+ (`Files: *` in COPYRIGHT); the Legacy and Aftermath albums "
-        "(LupusMechanicus) are CC-BY-SA-3.0+ or GPL-2+, see COPYRIGHT-<album>.txt",
-    ),
-    "wesnoth-1.16-music": Layout(
-        "wesnoth",
-        "The Battle for Wesnoth OST",
-        ("usr/share/games/wesnoth/*/data/core/music",),
-        exclude=frozenset({"victory", "victory2", "defeat", "defeat2", "silence"}),
-        licence="GPL-2+ (COPYRIGHT, first licence; the files' own tags say license=GPL)",
-    ),
-    "supertux-data": Layout(
-        "supertux",
-        "SuperTux Soundtrack",
-        ("usr/share/games/supertux2/music",),
-        exclude=frozenset({"misc/leveldone", "misc/invincible", "misc/bonuscave"}),
-        licence="GPL-2+ (`Files: data/music/*` in COPYRIGHT)",
-    ),
-    "hedgewars-data": Layout(
-        "hedgewars",
-        "Hedgewars Soundtrack",
-        ("usr/share/games/hedgewars/Data/Music",),
-        licence="GPL-2 (`Files: *` in COPYRIGHT)",
-    ),
-    "frozen-bubble-data": Layout(
-        "frozen-bubble",
-        "Frozen-Bubble",
-        ("usr/share/games/frozen-bubble/snd",),
-        licence="GPL-2 (`Files: *` in COPYRIGHT)",
-    ),
-}
-
-# SuperTux keeps its music in one folder per world. Checked against the levels
-# in the package (levels/<world>/*.stl name the music they play):
-#   antarctic -> world1 "Icy Island" (chipdisko, cave, voc-*, airship_remix, ...)
-#   forest    -> world2 "Rooted Forest" (forest, forest2, ghostforest, ...)
-#   retro     -> "Revenge in Redmond" (the retro world: music of SuperTux 0.1)
-#   castle    -> the fortress/castle levels of worlds 1 and 2 (2 tracks)
-#   tropical  -> no level in the package plays it (2 tracks)
-#   misc      -> title, credits, seasonal and battle themes: no world, no tag
-# castle and tropical have fewer than 3 tracks, so the --min-tracks rule drops them.
-SUPERTUX_WORLDS = {
-    "antarctic": "icy-island",
-    "forest": "rooted-forest",
-    "retro": "revenge-in-redmond",
-    "castle": "castle",
-    "tropical": "tropical",
-}
-
-
-def slug(text: str) -> str:
-    """``"Joseph G. Toscano (Zhaytee)"`` -> ``"joseph-g-toscano-zhaytee"``."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
 @dataclass
@@ -171,107 +104,6 @@ class Track:
     @property
     def group(self) -> str:
         return f"{self.package}/{self.slug}"
-
-
-# ---------------------------------------------------------------- metadata
-
-
-def _first(tags, key: str) -> str:
-    try:
-        values = tags[key]
-    except (KeyError, TypeError, ValueError):
-        return ""
-    value = values[0] if isinstance(values, list) and values else values
-    return str(value).strip() if value else ""
-
-
-def read_tags(path: Path) -> dict[str, str]:
-    """title, album, artist, composer, tracknumber, discnumber ('' when absent)."""
-    try:
-        f = mutagen.File(path, easy=True)
-    except mutagen.MutagenError:
-        f = None
-    tags = f.tags if f is not None else None
-    keys = ("title", "album", "artist", "composer", "tracknumber", "discnumber")
-    return {k: _first(tags, k) if tags is not None else "" for k in keys}
-
-
-def _warzone_album(src: Path) -> tuple[str, str, str, str, int] | None:
-    """(album folder, album title, track title, author, track number) from album.json."""
-    meta_file = src.parent / "album.json"
-    if src.parent.parent.name != "albums" or not meta_file.is_file():
-        return None
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    for number, entry in enumerate(meta.get("tracks", []), 1):
-        if entry.get("filename") == src.name:
-            title = entry.get("title", "")
-            return src.parent.name, meta.get("title", ""), title, entry.get("author", ""), number
-    return src.parent.name, meta.get("title", ""), "", meta.get("author", ""), 0
-
-
-def describe(package: str, src: Path, rel: PurePosixPath, duration: float) -> dict:
-    """Title, album, artist, numbers and tags of one music file of ``package``.
-
-    ``rel`` is the file's path inside the package's music folder.
-    """
-    layout = LAYOUTS[package]
-    t = read_tags(src)
-    title = t["title"] or " ".join(w[:1].upper() + w[1:] for w in re.split(r"[-_ ]+", rel.stem))
-    album = layout.album
-    artist = t["composer"] or t["artist"]
-    tracknumber, discnumber = t["tracknumber"], t["discnumber"]
-    tags = [f"soundtrack:{layout.soundtrack}"]
-    if package == "warzone2100-music":
-        found = _warzone_album(src)
-        if found:
-            folder, album_title, track_title, author, number = found
-            tags.append(f"warzone-album:{slug(folder.removesuffix('_soundtrack'))}")
-            title = track_title or title
-            artist = artist or author
-            if album_title:
-                album = (
-                    album_title
-                    if "warzone" in album_title.lower()
-                    else (f"Warzone 2100 {album_title}")
-                )
-            tracknumber = tracknumber or (str(number) if number else "")
-    elif package == "supertux-data" and len(rel.parts) > 1:
-        world = SUPERTUX_WORLDS.get(rel.parts[0])
-        if world:
-            tags.append(f"supertux-world:{world}")
-    elif package.startswith("wesnoth") and (t["composer"] or t["artist"]):
-        tags.append(f"wesnoth-composer:{slug(t['composer'] or t['artist'])}")
-    return {
-        "title": title,
-        "album": album,
-        "artist": artist,
-        "tracknumber": tracknumber,
-        "discnumber": discnumber,
-        "duration": duration,
-        "tags": tags,
-    }
-
-
-def music_files(package: str, unpacked: Path, *, min_seconds: float) -> list[tuple[Path, str]]:
-    """(file, path inside its music folder) of every music file of ``package``."""
-    layout = LAYOUTS[package]
-    found: list[tuple[Path, str]] = []
-    for pattern in layout.music_dirs:
-        for music_dir in sorted(unpacked.glob(pattern)):
-            for src in sorted(music_dir.rglob("*")):
-                if src.suffix.lower() not in MUSIC_SUFFIXES or not src.is_file():
-                    continue
-                rel = src.relative_to(music_dir).as_posix()
-                if rel.rsplit(".", 1)[0] in layout.exclude:
-                    continue
-                try:
-                    if sf.info(src).duration < min_seconds:
-                        continue
-                except (sf.LibsndfileError, RuntimeError):
-                    print(f"  skipped (unreadable): {src}", file=sys.stderr)
-                    continue
-                found.append((src, rel))
-    return found
 
 
 # ---------------------------------------------------------------- audio
@@ -453,39 +285,17 @@ def write_tables(out: Path, tracks: list[Track], *, min_tracks: int = 3) -> tupl
 
 def fetch(package: str, downloads: Path) -> Path:
     """The package's .deb in ``downloads``, fetched with apt-get if missing."""
-    downloads.mkdir(parents=True, exist_ok=True)
-    found = sorted(downloads.glob(f"{package}_*.deb"))
-    if not found:
-        try:
-            subprocess.run(["apt-get", "download", package], cwd=downloads, check=True)
-        except subprocess.CalledProcessError as exc:
-            raise SystemExit(
-                f"apt-get download {package} failed ({exc.returncode}); "
-                "run `apt-get update` once and try again"
-            ) from None
-        found = sorted(downloads.glob(f"{package}_*.deb"))
-    return found[-1]
+    return run_task(fetch_deb(package, downloads))
 
 
 def unpack(package: str, out: Path, downloads: Path) -> tuple[Path, Path]:
     """(unpacked root, .deb) of ``package``, unpacked under ``out/.unpacked`` once."""
     deb = fetch(package, downloads)
-    unpacked = out / ".unpacked" / package
-    if not unpacked.exists():
-        unpacked.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=unpacked.parent) as tmp:
-            subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
-            shutil.move(tmp, unpacked)
-    return unpacked, deb
+    return run_task(unpack_deb(deb, out / ".unpacked" / package)), deb
 
 
 def copy_licences(package: str, unpacked: Path, out: Path) -> None:
-    target = out / "clips" / package
-    target.mkdir(parents=True, exist_ok=True)
-    for copyright_file in unpacked.glob("usr/share/doc/*/copyright"):
-        shutil.copyfile(copyright_file, target / "COPYRIGHT")
-    for licence in unpacked.glob("usr/share/games/warzone2100/music/albums/*/license.txt"):
-        shutil.copyfile(licence, target / f"COPYRIGHT-{licence.parent.name}.txt")
+    _copy_licences(unpacked, out / "clips" / package)
 
 
 def build_corpus(
@@ -636,9 +446,13 @@ def main(argv: list[str] | None = None) -> int:
         min_seconds=args.min_seconds,
         min_remainder=args.min_remainder,
     )
-    tracks, kept, dropped = build_corpus(
-        args.out, args.packages, downloads=args.debs, min_tracks=args.min_tracks, **options
-    )
+    try:
+        tracks, kept, dropped = build_corpus(
+            args.out, args.packages, downloads=args.debs, min_tracks=args.min_tracks, **options
+        )
+    except DemoError as exc:  # no apt, no network, unknown package: said in plain words
+        print(f"debian_game_music: {exc}", file=sys.stderr)
+        return 1
     print()
     print(summary(tracks, kept, dropped, args.clip_seconds))
     print(f"\nlabels: {args.out / 'labels.csv'}  tracks: {args.out / 'tracks.csv'}")
