@@ -131,10 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_embeddings_export)
 
     # Commands of the other parts of the app live beside their own code.
-    from tagger_gui import cli_fewshot, cli_project
+    from tagger_gui import cli_demo, cli_fewshot, cli_project
 
     cli_project.add_commands(sub)
     cli_fewshot.add_commands(sub)
+    cli_demo.add_commands(sub)
     return parser
 
 
