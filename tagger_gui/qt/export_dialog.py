@@ -171,8 +171,11 @@ class WritebackTableModel(QAbstractTableModel):
         if col == 1:
             return _values(ch.old, "(empty)")
         if col == 2:
-            if ch.action == "skip":
+            action = ch.action
+            if action == "skip":
                 return ""
+            if action == "none":
+                return _values(ch.old, "(empty)")
             return _values(ch.new, "(removed)")
         if col == 3:
             return self._status.get(ch.relpath, self.action_text(ch))
@@ -202,9 +205,10 @@ class ExportDialog(QDialog):
     -------
     exported(ExportResult)
         A CSV file was written.
-    filesRewritten(WritebackOutcome)
+    filesRewritten(WritebackOutcome or None)
         A write-back or its undo changed files (their sizes and times are
-        recorded in the project: the track table may want a refresh).
+        recorded in the project: the track table may want a refresh); None
+        when it was stopped or failed half-way.
     """
 
     exported = Signal(object)
@@ -453,7 +457,11 @@ class ExportDialog(QDialog):
         self.id3v23_check = QCheckBox("Save MP3, WAV and AIFF tags as ID3v2.3 (for older players)")
         self.parents_check = QCheckBox("Also write the parent tags of each positive tag")
         self.parents_check.setChecked(True)
+        folder = QLabel(str(self.project.library_root))
+        folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        folder.setToolTip(f"The undo journals are kept in {exporting.journal_folder(self.project)}")
         form = QFormLayout()
+        form.addRow("Files in", folder)
         form.addRow("Field", self.field_edit)
         form.addRow("", self.id3v23_check)
         form.addRow("", self.parents_check)
@@ -669,6 +677,10 @@ class ExportDialog(QDialog):
         if kind == "write":
             # written or not, the plan no longer describes the files
             worker.finished.connect(lambda: setattr(self, "plan", None))
+        if kind in ("write", "undo"):
+            # stopped or failed half-way, some files may have been rewritten
+            worker.cancelled.connect(lambda: self.filesRewritten.emit(None))
+            worker.error.connect(lambda _exc: self.filesRewritten.emit(None))
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.progress.setRange(0, 0)

@@ -92,6 +92,7 @@ def test_preview_model_structure(qtmodeltester, project):
     assert cell(model, "a.mp3", 2) == "bebop; jazz"
     assert cell(model, "a.mp3", 3) == "write"
     assert cell(model, "Album/c.ogg", 3) == "already up to date"
+    assert cell(model, "Album/c.ogg", 2) == "(empty)"
     row = [model.index(r, 0).data() for r in range(model.rowCount())].index("d.wav")
     assert model.index(row, 0).data(WritebackTableModel.ChangeRole).new == ["calm"]
 
@@ -189,7 +190,10 @@ def test_preview_write_and_undo(qtbot, dialog, library, project):
     assert not dialog.is_busy
     assert {rel: (library / rel).read_bytes() for rel in FILES} == before
 
+    rewritten = []
+    dialog.filesRewritten.connect(rewritten.append)
     write_confirmed(qtbot, dialog)
+    assert rewritten == [dialog.last_outcome]
     assert not dialog.error_label.isVisible(), dialog.error_label.text()
     report = dialog.last_outcome.report
     assert sorted(report.written) == ["Album/b.flac", "a.mp3", "d.wav"]
@@ -335,6 +339,8 @@ def test_cancel_while_waiting_then_close(qtbot, dialog, library, worker_pool):
     try:
         dialog.tabs.setCurrentIndex(1)
         run(qtbot, dialog, dialog.preview_button.click)  # the interactive pool is free
+        rewritten = []
+        dialog.filesRewritten.connect(rewritten.append)
         dialog.start_write()
         assert dialog.is_busy
         assert dialog.status_label.text() == "Waiting for the embedding to finish…"
@@ -345,6 +351,7 @@ def test_cancel_while_waiting_then_close(qtbot, dialog, library, worker_pool):
         gate.set()
     qtbot.waitUntil(lambda: not dialog.is_busy, timeout=WAIT_MS)
     assert dialog.status_label.text().startswith("Stopped.")
+    assert rewritten == [None]
     assert all(read_field(library / rel) == [] for rel in FILES)
     assert ex.latest_journal(dialog.project) is None
     assert not dialog.undo_button.isEnabled()
