@@ -14,6 +14,7 @@ convert rates.
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +26,11 @@ from tagger_gui.core.errors import AudioError
 
 __all__ = [
     "PlaybackAudio",
+    "PreparedTrack",
     "best_excerpt_start",
     "load_for_playback",
     "mel_image",
+    "prepare_track_task",
     "waveform_envelope",
 ]
 
@@ -230,3 +233,42 @@ def best_excerpt_start(patch_starts: np.ndarray, patch_scores: np.ndarray) -> fl
         return 0.0
     best = int(np.argmax(np.where(finite, scores, -np.inf)))
     return float(starts[best])
+
+
+@dataclass
+class PreparedTrack:
+    """A track decoded for listening, with what its view draws.
+
+    Attributes
+    ----------
+    audio : PlaybackAudio
+    mins, maxs : np.ndarray
+        The waveform envelope (:func:`waveform_envelope`).
+    mel_db : np.ndarray
+        The log-mel image (:func:`mel_image`).
+    """
+
+    audio: PlaybackAudio
+    mins: np.ndarray
+    maxs: np.ndarray
+    mel_db: np.ndarray
+
+
+def prepare_track_task(
+    path: str | os.PathLike, *, sr: int | None = None, n_buckets: int = 2000
+) -> Generator[str, None, PreparedTrack]:
+    """Decode ``path`` and compute its waveform and mel image (a pool task).
+
+    Yields ``"decoding"`` then ``"drawing"``; closing the generator between
+    them skips the drawing of a track nobody waits for any more.
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_for_playback`.
+    """
+    yield "decoding"
+    audio = load_for_playback(path, sr=sr)
+    yield "drawing"
+    mins, maxs = waveform_envelope(audio.samples, n_buckets)
+    return PreparedTrack(audio, mins, maxs, mel_image(audio.samples, audio.sr))

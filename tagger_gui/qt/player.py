@@ -62,11 +62,16 @@ class Player(QObject):
         ``"playing"``, ``"paused"`` or ``"stopped"``.
     error(str)
         A plain-words message: no audio device, a file that will not decode.
+    deviceError(str)
+        The reason alone (e.g. ``"Error querying device -1"``), each time the
+        output device or the PortAudio library fails; emitted just before the
+        matching ``error``, for callers that word the message themselves.
     """
 
     positionChanged = Signal(float)
     stateChanged = Signal(str)
     error = Signal(str)
+    deviceError = Signal(str)
 
     STOPPED = STOPPED
     PLAYING = PLAYING
@@ -255,6 +260,7 @@ class Player(QObject):
 
     def _report_no_device(self, exc: BaseException) -> None:
         detail = str(exc).strip() or type(exc).__name__
+        self.deviceError.emit(detail)
         self.error.emit(f"No audio output available, so tracks cannot be played ({detail}).")
 
     def _start_stream(self, frame: int) -> bool:

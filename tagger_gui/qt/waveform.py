@@ -61,6 +61,7 @@ class WaveformView(QWidget):
         self._mel_rgb: np.ndarray | None = None  # keeps the QImage's memory alive
         self._duration = 0.0
         self._position = 0.0
+        self._highlight: tuple[float, float] | None = None  # e.g. the best-scoring excerpt
         self._background: QPixmap | None = None  # waveform + mel at the current size
         self._background_size = (0, 0)
         self.setMinimumHeight(80)
@@ -96,6 +97,7 @@ class WaveformView(QWidget):
         self._maxs = np.asarray(maxs, dtype=np.float32)
         self._duration = max(float(duration), 0.0)
         self._position = 0.0
+        self._highlight = None
         self._mel = self._mel_rgb = None
         if mel_db is not None and np.size(mel_db):
             db = np.asarray(mel_db, dtype=np.float32)
@@ -120,6 +122,18 @@ class WaveformView(QWidget):
     def position(self) -> float:
         """Where the playhead is, seconds."""
         return self._position
+
+    def highlight(self) -> tuple[float, float] | None:
+        """The marked span ``(start, end)`` in seconds, or None."""
+        return self._highlight
+
+    def set_highlight(self, span: tuple[float, float] | None) -> None:
+        """Shade ``(start, end)`` seconds (the excerpt playback started at); None clears.
+
+        :meth:`set_track` clears it, so set it after the track.
+        """
+        self._highlight = None if span is None else (float(span[0]), float(span[1]))
+        self.update()
 
     def set_position(self, seconds: float) -> None:
         """Move the playhead (connect ``Player.positionChanged`` here)."""
@@ -157,6 +171,9 @@ class WaveformView(QWidget):
             self._background = self._render_background(w, h)
             self._background_size = (w, h)
         painter.drawPixmap(0, 0, self._background)
+        if self._duration > 0 and self._highlight is not None:
+            x0, x1 = (t / self._duration * w for t in self._highlight)
+            painter.fillRect(QRectF(x0, 0, max(x1 - x0, 1.0), h), QColor(255, 220, 120, 60))
         if self._duration > 0:
             x = self._position / self._duration * w
             painter.setPen(QPen(QColor(255, 80, 80), 2))

@@ -128,8 +128,12 @@ class ExcerptChoice:
         return self.start_s, self.start_s + self.patch_seconds
 
     def describe(self) -> str:
-        """The status line: ``"Started at 1:24, the part that scores highest for calm."``."""
-        return f"Started at {format_time(self.start_s)}, {self.reason}."
+        """The status line: ``"Started at 1:24, the part that scores highest for calm."``.
+
+        Without a reason: ``"Started at 1:24."``.
+        """
+        where = f"Started at {format_time(self.start_s)}"
+        return f"{where}, {self.reason}." if self.reason else f"{where}."
 
 
 def fallback_excerpt(
