@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tagger {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print debugging details")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this install (models, test tone, worker process, window, audio) and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     backends_help = "; ".join(f"{k}: {v}" for k, v in available_backends().items())
@@ -368,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     # embed.log), whatever level our file log is at.
     console.setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[console])
+    if args.self_test:
+        from tagger_gui.selftest import run_self_test
+
+        return run_self_test()
     if args.command is None:
         parser.print_help()
         return 0

@@ -1,0 +1,84 @@
+"""The Qt side of the self-test: the main-window check and the Help menu's dialog.
+
+:func:`open_and_close_main_window` is one check of
+:func:`tagger_gui.selftest.run_self_test`; :func:`show_self_test` runs the
+whole self-test from the GUI (Help > Self-test) and shows its report.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+__all__ = ["open_and_close_main_window", "show_self_test"]
+
+
+def open_and_close_main_window() -> str:
+    """Open the real main window, let it paint, close it; returns what was seen.
+
+    Uses the running QApplication if there is one; otherwise creates one, on
+    the offscreen platform when there is no display (and no
+    ``QT_QPA_PLATFORM`` chosen). The window's settings are read but not
+    written back, so the user's saved geometry is left alone.
+    """
+    if QApplication.instance() is None and not any(
+        os.environ.get(v) for v in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")
+    ):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from tagger_gui.qt.app import create_app
+    from tagger_gui.qt.main_window import MainWindow
+
+    app = create_app()
+    window = MainWindow(workers=0)
+    # closing saves the geometry: this test window's must not replace the user's
+    window.save_settings = lambda: None
+    try:
+        window.show()
+        for _ in range(5):
+            app.processEvents()
+        if not window.isVisible():
+            raise RuntimeError("the main window did not become visible")
+        size = window.size()
+        if not window.close():
+            raise RuntimeError("the main window refused to close")
+        app.processEvents()
+    finally:
+        window.deleteLater()
+        app.processEvents()
+    return (
+        f"MainWindow {size.width()}x{size.height()} opened and closed "
+        f"(platform {QGuiApplication.platformName()})"
+    )
+
+
+def show_self_test(parent: QWidget | None = None) -> int:
+    """Run the self-test from the GUI and show its report; returns its exit status.
+
+    For the Help menu's "Self-test…" entry. The checks run on the main thread
+    (the window check must), with a busy cursor; they take a few seconds.
+    """
+    from tagger_gui.selftest import run_self_test
+
+    report = io.StringIO()
+    QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+    try:
+        status = run_self_test(report)
+    finally:
+        QGuiApplication.restoreOverrideCursor()
+    lines = report.getvalue().splitlines()
+    box = QMessageBox(parent)
+    box.setWindowTitle("Self-test")
+    if status == 0:
+        box.setIcon(QMessageBox.Icon.Information)
+        box.setText("All checks passed.")
+    else:
+        failed = [line for line in lines if line.startswith("FAIL")]
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setText(f"{len(failed)} check(s) failed:\n\n" + "\n".join(failed))
+    box.setDetailedText("\n".join(lines))
+    box.exec()
+    return status
