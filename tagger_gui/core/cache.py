@@ -116,6 +116,10 @@ _FLOAT16_MAX = float(np.finfo(np.float16).max)
 _NONFINITE = "the embedding has NaN or inf values"
 
 
+#: Seconds a writer waits for readers of the same process to close the file.
+WRITER_OPEN_WAIT_S = 60.0
+
+
 def default_cache_path(library_root: str | os.PathLike) -> Path:
     """Where the cache of the library at ``library_root`` lives by default.
 
@@ -839,14 +843,22 @@ class EmbeddingCache:
         fapl.set_cache(*cache)
         # Opening straight into SWMR-write mode sets both status flags in one
         # superblock write, so SWMR readers can open the file at every moment.
-        try:
-            fid = h5py.h5f.open(
-                os.fsencode(self.path),
-                h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE,
-                fapl=fapl,
-            )
-        except OSError as e:
-            raise CacheError(f"cannot open the embedding cache {self.path}: {e}") from e
+        # HDF5 refuses a write open while a reader of this same process holds the
+        # file (the app loads features in another thread); such reads are short.
+        deadline = time.monotonic() + WRITER_OPEN_WAIT_S
+        while True:
+            try:
+                fid = h5py.h5f.open(
+                    os.fsencode(self.path),
+                    h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE,
+                    fapl=fapl,
+                )
+                break
+            except OSError as e:
+                if "already open for read-only" in str(e) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise CacheError(f"cannot open the embedding cache {self.path}: {e}") from e
         self._attach(h5py.File(fid))
         # Undo deletion marks of a batch that was in flight when a writer died:
         # the next commit reuses its sequence number.

@@ -28,10 +28,12 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QListView,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -157,6 +159,8 @@ class MainWindow(QMainWindow):
     -------
     project_opened(Project)
         A project was opened and its tracks and tags shown.
+    project_closing()
+        The project is about to close: views write what they keep in it.
     project_closed()
         The project was closed (another opened, or the window closed).
     current_tag_changed(object)
@@ -174,6 +178,7 @@ class MainWindow(QMainWindow):
     """
 
     project_opened = Signal(object)
+    project_closing = Signal()
     project_closed = Signal()
     current_tag_changed = Signal(object)
     project_changed = Signal()
@@ -229,6 +234,9 @@ class MainWindow(QMainWindow):
         self.tag_view.setModel(self.tag_model)
         self.tag_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tag_view.selectionModel().currentChanged.connect(self._on_tag_selected)
+        self.tag_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tag_view.customContextMenuRequested.connect(self._tag_context_menu)
+        self.tag_view.doubleClicked.connect(lambda _index: self.rename_tag())
         self.new_tag_button = QPushButton("New tag…")
         self.new_tag_button.clicked.connect(lambda: self.new_tag())
         tags_panel = QWidget()
@@ -315,6 +323,20 @@ class MainWindow(QMainWindow):
         self.redo_action.triggered.connect(self.redo)
         edit_menu.addAction(self.undo_action)
         edit_menu.addAction(self.redo_action)
+
+        tags_menu = self.menuBar().addMenu("&Tags")
+        self.new_tag_action = QAction("&New tag…", self)
+        self.new_tag_action.setShortcut(QKeySequence("Ctrl+T"))
+        self.new_tag_action.triggered.connect(lambda: self.new_tag())
+        self.rename_tag_action = QAction("&Rename tag…", self)
+        self.rename_tag_action.setShortcut(QKeySequence("F2"))
+        self.rename_tag_action.triggered.connect(lambda: self.rename_tag())
+        self.delete_tag_action = QAction("&Delete tag…", self)
+        self.delete_tag_action.triggered.connect(lambda: self.delete_tag())
+        for action in (self.new_tag_action, self.rename_tag_action, self.delete_tag_action):
+            tags_menu.addAction(action)
+        self.rename_tag_action.setEnabled(False)
+        self.delete_tag_action.setEnabled(False)
 
         help_menu = self.menuBar().addMenu("&Help")
         self.about_action = QAction("&About Tagger", self)
@@ -474,8 +496,11 @@ class MainWindow(QMainWindow):
         self._job = None
         self._job_generation += 1  # late signals of the old jobs are ignored
         self.job_widget.hide()
+        self.project_closing.emit()
         project, self.project = self.project, None
         project.close()
+        # no current tag (the view too: reopening the same project must select it again)
+        self.tag_view.setCurrentIndex(QModelIndex())
         self._current_tag = None
         self.track_model.set_tracks(TrackTableModel().table)  # an empty table
         # the tags panel keeps the old tags until the next project replaces them;
@@ -489,6 +514,8 @@ class MainWindow(QMainWindow):
         """Save the settings, stop the workers (waiting for them), close the project."""
         self.save_settings()
         self.cancel_job()
+        if self.project is not None:
+            self.project_closing.emit()
         self.pool.shutdown()
         if self.project is not None:
             self.project.close()
@@ -628,6 +655,8 @@ class MainWindow(QMainWindow):
         if tag == self._current_tag:
             return
         self._current_tag = tag
+        self.rename_tag_action.setEnabled(tag is not None)
+        self.delete_tag_action.setEnabled(tag is not None)
         if self.project is not None and not self._restoring_tag:
             try:
                 self.project.set_state(CURRENT_TAG_STATE, None if tag is None else tag.name)
@@ -685,6 +714,76 @@ class MainWindow(QMainWindow):
         self.project_changed.emit()
         self.statusBar().showMessage(f"Created tag {tag.name!r}", 5000)
         return tag
+
+    def _tag_context_menu(self, pos) -> None:
+        index = self.tag_view.indexAt(pos)
+        if index.isValid():
+            self.tag_view.setCurrentIndex(index)
+        menu = QMenu(self)
+        menu.addAction(self.new_tag_action)
+        if index.isValid():
+            menu.addAction(self.rename_tag_action)
+            menu.addAction(self.delete_tag_action)
+        menu.exec(self.tag_view.viewport().mapToGlobal(pos))
+
+    def rename_tag(self, new_name: str | None = None) -> Tag | None:
+        """Rename the current tag (asks for the name when none is given); one undo step.
+
+        Returns
+        -------
+        Tag or None
+            The renamed tag; None if cancelled or refused (the reason was shown).
+        """
+        tag = self._current_tag
+        if self.project is None or tag is None:
+            return None
+        if new_name is None:
+            new_name, ok = QInputDialog.getText(
+                self, "Rename tag", f"New name for {tag.name!r}:", text=tag.name
+            )
+            if not ok or not new_name.strip() or new_name.strip() == tag.name:
+                return None
+        try:
+            renamed = self.project.rename_tag(tag.id, new_name.strip())
+        except TaggerError as exc:
+            self.show_message("Cannot rename the tag", describe_error(exc))
+            return None
+        self.refresh()
+        self.project_changed.emit()
+        self.statusBar().showMessage(f"Renamed {tag.name!r} to {renamed.name!r}", 5000)
+        return renamed
+
+    def delete_tag(self, *, confirm: bool = True) -> bool:
+        """Delete the current tag after asking (its labels are kept for undo); one undo step.
+
+        Returns
+        -------
+        bool
+            True if the tag was deleted.
+        """
+        tag = self._current_tag
+        if self.project is None or tag is None:
+            return False
+        counts = self.tag_model.counts(tag.id)
+        if confirm:
+            labeled = counts["positive"] + counts["negative"]
+            answer = QMessageBox.question(
+                self,
+                "Delete tag",
+                f"Delete the tag {tag.name!r} and its {labeled} label(s)?\n\n"
+                "Its sub-tags move up one level. Edit → Undo brings everything back.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        try:
+            self.project.delete_tag(tag.id)
+        except TaggerError as exc:
+            self.show_message("Cannot delete the tag", describe_error(exc))
+            return False
+        self.refresh()
+        self.project_changed.emit()
+        self.statusBar().showMessage(f"Deleted tag {tag.name!r} (Ctrl+Z brings it back)", 8000)
+        return True
 
     # -- undo, redo, refresh ----------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Generator, Sequence
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -63,6 +63,11 @@ ReasonRole = Qt.ItemDataRole.UserRole + 2
 
 #: Engine label codes (see :func:`~tagger_gui.core.fewshot.predict.label_vector`).
 _ENGINE_CODE = {"positive": 1, "negative": 0, "skip": -1}
+
+#: Project state key (``<key>.<tag id>``) of a tag's review position.
+POSITION_STATE = "review_position"
+#: The position is saved this long after the last move.
+_POSITION_DELAY_MS = 800
 
 #: Seconds the arrow keys seek.
 SEEK_STEP = 5.0
@@ -136,22 +141,18 @@ class ReviewPanel(QWidget):
         self._lib = lib
         self._pool = pool
         self._player = player
-        self._ids = np.asarray(project.track_ids_for_relpaths(lib.relpaths), dtype=np.int64)
-        self._row_of = {int(t): i for i, t in enumerate(self._ids) if t >= 0}
-        tracks = project.tracks(include_missing=True)
-        table_rows = tracks.rows_of(self._ids)
-        self._titles = [
-            (tracks.title[r] if r >= 0 else "") or lib.relpaths[i].rsplit("/", 1)[-1]
-            for i, r in enumerate(table_rows.tolist())
-        ]
-        self._artists = [tracks.artist[r] if r >= 0 else "" for r in table_rows.tolist()]
+        self._index_library(lib)
         self._tag: str | None = None
-        self._y = np.full(len(lib.relpaths), -1, dtype=np.int8)
-        self._skipped = np.zeros(len(lib.relpaths), dtype=bool)
         self._result: RefitResult | None = None
         self._scores: np.ndarray | None = None
         self._strategy = STRATEGIES[0]
         self._loaded_path: str | None = None
+        self._want_track: int | None = None  # a restored queue position, until shown
+        # the position is written once the user rests on a track, not on every J/K
+        self._position_timer = QTimer(self)
+        self._position_timer.setSingleShot(True)
+        self._position_timer.setInterval(_POSITION_DELAY_MS)
+        self._position_timer.timeout.connect(self.save_position)
 
         self._live = LatestOnly(pool, delay_ms=delay_ms, parent=self)
         self._live.result.connect(self._on_result)
@@ -268,7 +269,61 @@ class ReviewPanel(QWidget):
         row = self._current_row()
         return -1 if row is None else int(self._ids[row])
 
+    @property
+    def library(self) -> LibraryFeatures:
+        """The embedded tracks the panel ranks."""
+        return self._lib
+
+    def _index_library(self, lib: LibraryFeatures) -> None:
+        project = self._project
+        self._lib = lib
+        self._ids = np.asarray(project.track_ids_for_relpaths(lib.relpaths), dtype=np.int64)
+        self._row_of = {int(t): i for i, t in enumerate(self._ids) if t >= 0}
+        tracks = project.tracks(include_missing=True)
+        table_rows = tracks.rows_of(self._ids)
+        self._titles = [
+            (tracks.title[r] if r >= 0 else "") or lib.relpaths[i].rsplit("/", 1)[-1]
+            for i, r in enumerate(table_rows.tolist())
+        ]
+        self._artists = [tracks.artist[r] if r >= 0 else "" for r in table_rows.tolist()]
+        self._y = np.full(len(lib.relpaths), -1, dtype=np.int8)
+        self._skipped = np.zeros(len(lib.relpaths), dtype=bool)
+
     # -- slots ----------------------------------------------------------------------------
+
+    def set_library(self, lib: LibraryFeatures) -> None:
+        """Rank ``lib`` from now on (more tracks embedded); keeps the tag and the current track.
+
+        The refit in flight (on the old library) is dropped and a new one is
+        requested; until it arrives the queue is the audit order of the new
+        library.
+        """
+        keep = self.current_track_id()
+        self._live.cancel()
+        self._index_library(lib)
+        self._result = None
+        self._scores = None
+        if self._tag is None:
+            self._show_current()
+            return
+        self._reload_labels()
+        self._fill_queue(keep_track=keep)
+        self._request_refit()
+
+    @Slot()
+    def reload(self) -> None:
+        """Read the current tag's labels again (changed elsewhere: undo in the window) and refit.
+
+        The queue and the scores shown stay until the refit replaces them.
+        """
+        if self._tag is None:
+            return
+        if not self._project.has_tag(self._tag):  # an undo removed the tag itself
+            self.set_tag(None)
+            return
+        self._reload_labels()
+        self._fill_queue()
+        self._request_refit()
 
     @Slot(str)
     def set_tag(self, name: str | None) -> None:
@@ -279,6 +334,8 @@ class ReviewPanel(QWidget):
         name : str or None
             The tag's name.
         """
+        if self._position_timer.isActive():  # the previous tag's position
+            self.save_position()
         self._live.cancel()
         self._tag = name
         self._result = None
@@ -290,6 +347,7 @@ class ReviewPanel(QWidget):
             self.quality_box.clear()
             self._show_current()
             return
+        self._restore_position()
         self._reload_labels()
         self._fill_queue()
         self._request_refit()
@@ -397,7 +455,13 @@ class ReviewPanel(QWidget):
         self._player.seek(max(0.0, self._player.position() + float(seconds)))
 
     def shutdown(self) -> None:
-        """Drop pending requests and cancel the refit in flight (before the pool shuts down)."""
+        """Save the position, drop pending requests, cancel the refit in flight.
+
+        Call it before the pool shuts down and the project closes.
+        """
+        if self._position_timer.isActive() and not self._project.closed:
+            self.save_position()
+        self._position_timer.stop()
         self._live.cancel()
         self._audio.cancel()
 
@@ -490,6 +554,7 @@ class ReviewPanel(QWidget):
                     "features": self._lib.feature_id,
                     "labels": self._project.label_snapshot(result.tag),
                     "threshold": self.threshold,
+                    "predicted": None if result.quality is None else result.quality.n_above,
                 },
             )
         except TaggerError as exc:
@@ -510,7 +575,9 @@ class ReviewPanel(QWidget):
     @Slot(int)
     def _on_strategy_index(self, index: int) -> None:
         self._strategy = str(self.strategy_box.itemData(index))
+        self._want_track = None
         self._fill_queue()
+        self._position_timer.start()
 
     @Slot(float)
     def _on_threshold(self, _value: float) -> None:
@@ -554,8 +621,10 @@ class ReviewPanel(QWidget):
             ranking = Ranking(ranking.strategy, ranking.rows, reasons)
         return ranking
 
-    def _fill_queue(self) -> None:
-        keep = self._current_row()
+    def _fill_queue(self, *, keep_track: int | None = None) -> None:
+        if self._want_track is not None:  # a restored position waits for its track
+            keep_track = self._want_track
+        keep = self._current_row() if keep_track is None else self._row_of.get(keep_track)
         self.queue.blockSignals(True)
         self.queue.clear()
         if self._tag is not None:
@@ -574,6 +643,8 @@ class ReviewPanel(QWidget):
                 item.setToolTip(self._lib.relpaths[row])
                 self.queue.addItem(item)
         rows = self.queue_rows()
+        if keep in rows and self._want_track is not None:
+            self._want_track = None  # found: from now on the user's moves count
         self.queue.setCurrentRow(rows.index(keep) if keep in rows else (0 if rows else -1))
         self.queue.blockSignals(False)
         self._show_current()
@@ -610,7 +681,51 @@ class ReviewPanel(QWidget):
 
     @Slot(int)
     def _on_current_row(self, _index: int) -> None:
+        self._want_track = None  # the user moved: that is the position now
         self._show_current()
+        self._position_timer.start()
+
+    # -- the review position, kept in the project ---------------------------------------
+
+    def _position_key(self) -> str | None:
+        if self._tag is None or not self._project.has_tag(self._tag):
+            return None
+        return f"{POSITION_STATE}.{self._project.tag(self._tag).id}"
+
+    def _restore_position(self) -> None:
+        self._want_track = None
+        key = self._position_key()
+        saved = self._project.get_state(key) if key is not None else None
+        if not isinstance(saved, dict):
+            return
+        if saved.get("strategy") in STRATEGIES:
+            self.strategy_box.blockSignals(True)
+            self.strategy_box.setCurrentIndex(STRATEGIES.index(saved["strategy"]))
+            self.strategy_box.blockSignals(False)
+            self._strategy = saved["strategy"]
+        relpath = saved.get("track")
+        ids = self._project.track_ids_for_relpaths([relpath]) if relpath else [-1]
+        if int(ids[0]) >= 0:
+            self._want_track = int(ids[0])
+
+    @Slot()
+    def save_position(self) -> None:
+        """Write the tag's strategy and current track to the project (reopening restores them)."""
+        self._position_timer.stop()
+        key = self._position_key()
+        if key is None or getattr(self._project, "readonly", False):
+            return
+        row = self._current_row()
+        value = {
+            "strategy": self._strategy,
+            "track": None if row is None else self._lib.relpaths[row],
+        }
+        if row is None and self._want_track is not None:
+            return  # not shown yet: keep the saved position
+        try:
+            self._project.set_state(key, value)
+        except TaggerError as exc:
+            self._report(describe_error(exc))
 
     def _show_current(self) -> None:
         row = self._current_row()

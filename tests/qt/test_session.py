@@ -76,3 +76,113 @@ def test_open_embed_label_rank_undo_export(qtbot, tmp_path: Path):
         assert not messages, messages
     finally:
         window.close()
+
+
+def _library(root: Path, albums: int = 4, per_album: int = 3, seed: int = 0) -> None:
+    for album in range(albums):
+        for i in range(per_album):
+            write_audio(root / f"album {album}" / f"t{i}.flac", 3, seed=seed + album * 10 + i)
+
+
+def test_labeling_starts_before_the_embedding_ends(qtbot, tmp_path: Path):
+    # half the library embedded by an earlier run, then six new files
+    root = tmp_path / "Music"
+    _library(root, albums=2)
+    assert (
+        tagger(["embed", str(root), "--backend", "handcrafted", "--workers", "0", "--quiet"]) == 0
+    )
+    _library(tmp_path / "more", albums=2, seed=100)
+    (tmp_path / "more").rename(root / "more")
+    window = MainWindow(backends=["handcrafted"], workers=0, show_message=lambda t, m: None)
+    qtbot.addWidget(window)
+    session = ReviewSession(window)
+    sizes: list[int] = []
+    try:
+        window.embedding_finished.connect(
+            lambda _r: sizes.append(
+                -1 if session.panel is None else len(session.panel.library.relpaths)
+            )
+        )
+        window.open_folder(root)
+        # the panel comes from the earlier run's cache, with the 6 tracks it has
+        qtbot.waitUntil(lambda: session.panel is not None, timeout=60_000)
+        first = len(session.panel.library.relpaths)
+        window.new_tag("bright")
+        qtbot.waitUntil(lambda: session.panel.tag == "bright", timeout=10_000)
+        session.panel.label_rows([0, 1], "positive")
+        qtbot.waitUntil(lambda: bool(sizes), timeout=120_000)
+        # when the job ends, the panel ranks all 12 and keeps the labels
+        qtbot.waitUntil(lambda: len(session.panel.library.relpaths) == 12, timeout=60_000)
+        assert first == 6
+        assert int((session.panel.labels() == 1).sum()) == 2
+        qtbot.waitUntil(lambda: not session.panel.is_busy, timeout=60_000)
+        assert session.panel.result is not None and len(session.panel.result.scores) == 12
+    finally:
+        window.close()
+
+
+def test_reopening_restores_the_review_position(qtbot, tmp_path: Path):
+    root = tmp_path / "Music"
+    _library(root)
+    window = MainWindow(backends=["handcrafted"], workers=0, show_message=lambda t, m: None)
+    qtbot.addWidget(window)
+    session = ReviewSession(window)
+    try:
+        with qtbot.waitSignal(window.embedding_finished, timeout=120_000):
+            window.open_folder(root)
+        qtbot.waitUntil(lambda: session.panel is not None, timeout=60_000)
+        window.new_tag("bright")
+        panel = session.panel
+        qtbot.waitUntil(lambda: panel.tag == "bright", timeout=10_000)
+        panel.set_strategy("uncertain")
+        panel.label_rows([0], "positive")
+        qtbot.waitUntil(lambda: panel.result is not None and not panel.is_busy, timeout=60_000)
+        panel.next_track()
+        panel.next_track()
+        chosen = panel.current_track_id()
+        assert chosen >= 0 and chosen != panel.queue_track_ids()[0]
+        window.close_project()  # the position is written on the way out
+
+        with qtbot.waitSignal(window.embedding_finished, timeout=120_000):
+            window.open_folder(root)
+        qtbot.waitUntil(lambda: session.panel is not None, timeout=60_000)
+        panel = session.panel
+        assert window.current_tag.name == "bright"
+        qtbot.waitUntil(lambda: panel.result is not None and not panel.is_busy, timeout=60_000)
+        assert panel.strategy == "uncertain"
+        assert panel.current_track_id() == chosen
+    finally:
+        window.close()
+
+
+def test_rename_and_delete_tags_from_the_window(qtbot, tmp_path: Path):
+    root = tmp_path / "Music"
+    _library(root, albums=1)
+    window = MainWindow(backends=["handcrafted"], workers=0, show_message=lambda t, m: None)
+    qtbot.addWidget(window)
+    session = ReviewSession(window)
+    try:
+        with qtbot.waitSignal(window.embedding_finished, timeout=120_000):
+            window.open_folder(root)
+        qtbot.waitUntil(lambda: session.panel is not None, timeout=60_000)
+        window.new_tag("brigt")
+        session.panel.label_rows([0], "positive")
+        renamed = window.rename_tag("bright")
+        assert renamed is not None and renamed.name == "bright"
+        assert [t.name for t in window.tag_model.tags()] == ["bright"]
+        qtbot.waitUntil(lambda: session.panel.tag == "bright", timeout=10_000)
+        assert len(window.project.labels("bright").track_id) == 1
+        # a clash is refused in plain words, nothing changes
+        window.new_tag("other")
+        assert window.rename_tag("bright") is None
+        assert window.current_tag.name == "other"
+
+        window.select_tag("bright")
+        assert window.delete_tag(confirm=False)
+        assert [t.name for t in window.tag_model.tags()] == ["other"]
+        assert window.current_tag is None and session.panel.tag is None
+        window.undo()  # the tag and its label come back
+        assert [t.name for t in window.tag_model.tags()] == ["bright", "other"]
+        assert len(window.project.labels("bright").track_id) == 1
+    finally:
+        window.close()
