@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,10 +23,16 @@ from tagger_gui.core.fewshot.features import (
     feature_id,
     load_features,
 )
-from tagger_gui.core.fewshot.probe import UNLABELED, LinearProbe
-from tagger_gui.core.fewshot.quality import QualityReport, assess
 from tagger_gui.core.fewshot.ranking import STRATEGIES, Ranking, audit_order, audit_prefix, rank
-from tagger_gui.core.fewshot.space import FeatureSpace
+
+# The probe, the quality readout and the space import scikit-learn and
+# scipy.stats (1.5-2 s, more on a busy machine). The app imports this module
+# before its window is shown, so they are imported where they are used (in a
+# worker thread), not here.
+if TYPE_CHECKING:
+    from tagger_gui.core.fewshot.probe import LinearProbe
+    from tagger_gui.core.fewshot.quality import QualityReport
+    from tagger_gui.core.fewshot.space import FeatureSpace
 
 #: Probe set-up the evaluation in docs/results.md chose (see there for the figures).
 #: The space already standardised the features and its principal components keep
@@ -62,6 +69,7 @@ def open_library_features(
     ``groups`` (album per track, aligned with ``relpaths``) defaults to the folder.
     """
     from tagger_gui.core.fewshot.quality import default_groups
+    from tagger_gui.core.fewshot.space import FeatureSpace
 
     spec = FeatureSpec.parse(features) if isinstance(features, str) else features
     paths, raw = load_features(cache, spec, relpaths)
@@ -123,6 +131,9 @@ def refit_task(
     library row. Close the generator to abandon a refit that a newer one
     replaces.
     """
+    from tagger_gui.core.fewshot.probe import UNLABELED, LinearProbe
+    from tagger_gui.core.fewshot.quality import assess
+
     params = {**DEFAULT_PROBE, **(probe_params or {})}
     seconds = {}
     t = time.perf_counter()

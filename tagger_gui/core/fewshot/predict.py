@@ -20,7 +20,6 @@ from tagger_gui.core.fewshot.engine import (
     refit_task,
 )
 from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
-from tagger_gui.core.fewshot.quality import default_groups
 
 
 @dataclass
@@ -48,6 +47,8 @@ def project_features(
         raise TaggerError(
             f"{project.cache_path}: no embeddings yet; run `tagger embed {project.library_root}`"
         )
+    from tagger_gui.core.fewshot.quality import default_groups  # scipy: not at app start
+
     tracks = project.tracks(include_missing=False)
     with EmbeddingCache.open(project.cache_path, mode="r") as cache:
         from tagger_gui.core.fewshot.features import FeatureSpec, resolve
