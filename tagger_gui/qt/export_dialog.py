@@ -403,6 +403,8 @@ class ExportDialog(QDialog):
             self._show_error("Choose a file to save to.")
             return
         path = Path(text).expanduser()
+        if not path.is_absolute():  # a bare name goes in the music folder, not the cwd
+            path = Path(self.project.library_root) / path
         if path.is_dir():
             self._show_error(f"Cannot write {path}: this is a folder, not a file name")
             return

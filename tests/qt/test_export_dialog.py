@@ -245,7 +245,7 @@ def test_unwritable_destination_is_named_and_the_dialog_keeps_working(qtbot, dia
     run(qtbot, dialog, dialog.export_button.click)
     assert dialog.error_label.isVisible()
     text = dialog.error_label.text()
-    assert text.startswith(f"Cannot write {bad}: ")
+    assert text == f"Cannot write {bad}: a part of the path is a file, not a folder"
     assert "Traceback" not in text and "Errno" not in text
     assert dialog.last_export is None
     assert dialog.export_button.isEnabled() and dialog.preview_button.isEnabled()
@@ -255,6 +255,17 @@ def test_unwritable_destination_is_named_and_the_dialog_keeps_working(qtbot, dia
     run(qtbot, dialog, dialog.export_button.click)
     assert not dialog.error_label.isVisible()
     assert good.is_file() and dialog.last_export.path == good
+
+    # a bare name is saved in the music folder; a folder is not a file name
+    dialog.path_edit.setText("mine.csv")
+    run(qtbot, dialog, dialog.export_button.click)
+    assert dialog.last_export.path == dialog.project.library_root / "mine.csv"
+    dialog.path_edit.setText(str(tmp_path))
+    dialog.export_button.click()
+    assert not dialog.is_busy
+    assert (
+        dialog.error_label.text() == f"Cannot write {tmp_path}: this is a folder, not a file name"
+    )
 
 
 @pytest.mark.skipif(

@@ -251,7 +251,10 @@ def export_csv_task(
     yield ExportProgress(steps - 1, steps, "writing")
     tag_names = [t.name for t in chosen]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a file where a folder of the path should be
+            raise ExportError(path, _PLAIN[errno.ENOTDIR]) from None
         if layout == "long":
             n = _write_long(path, rows, predicted, provenance)
         else:
