@@ -57,6 +57,7 @@ __all__ = [
     "build_demo_task",
     "copy_licences",
     "default_demo_dir",
+    "demo_folder_in",
     "describe_demo",
     "describe_music_file",
     "fetch_deb",
@@ -530,6 +531,19 @@ def default_demo_dir() -> Path:
         if os.path.isabs(value) and Path(value) != home:  # $HOME itself means "no music dir"
             music = Path(value)
     return music / "tagger-demo"
+
+
+def demo_folder_in(chosen: str | os.PathLike) -> Path:
+    """The demo library's folder when the user picks ``chosen`` as its place.
+
+    ``chosen`` itself when it is empty or missing, or already a demo library;
+    otherwise its ``tagger-demo`` subfolder, so the demo never mixes with
+    music already there.
+    """
+    chosen = Path(chosen).expanduser().absolute()
+    if not chosen.is_dir() or (chosen / MANIFEST).is_file() or not any(chosen.iterdir()):
+        return chosen
+    return chosen / "tagger-demo"
 
 
 @dataclass(frozen=True)

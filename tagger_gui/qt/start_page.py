@@ -1,4 +1,4 @@
-"""The start page: open a music folder, or one of the recent projects.
+"""The start page: open a music folder, one of the recent projects, or try a demo library.
 
 It only asks; :class:`~tagger_gui.qt.main_window.MainWindow` opens. Recent
 projects are the library folders of projects opened before, kept in
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -64,10 +65,14 @@ class StartPage(QWidget):
         The "Open music folder…" button was pressed (the window asks which).
     recent_chosen(str)
         A recent project was clicked: its folder.
+    demo_requested()
+        The "Try a demo library…" button was pressed (the window shows
+        :class:`~tagger_gui.qt.demo_dialog.DemoDialog`).
     """
 
     open_folder_clicked = Signal()
     recent_chosen = Signal(str)
+    demo_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -78,6 +83,13 @@ class StartPage(QWidget):
             "Choose a folder of music; its project is created in a .tagger folder inside it"
         )
         self.open_button.clicked.connect(self.open_folder_clicked)
+        self.demo_button = QPushButton("Try a demo library…")
+        self.demo_button.setObjectName("demo_button")
+        self.demo_button.setToolTip(
+            "No music at hand? Download a few free game soundtracks (Debian packages, "
+            "about 400 MB) into a small library to try the app on; you see what and where first"
+        )
+        self.demo_button.clicked.connect(self.demo_requested)
         self.recent_label = QLabel("Recent projects")
         self.recent_list = QListWidget()
         self.recent_list.setObjectName("recent_list")
@@ -93,7 +105,11 @@ class StartPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(48, 32, 48, 32)
         layout.addWidget(title)
-        layout.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignLeft)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.demo_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
         layout.addWidget(self.message_label)
         layout.addSpacing(16)
         layout.addWidget(self.recent_label)
