@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
@@ -212,24 +212,31 @@ class QualityPanel(QWidget):
         layout.addLayout(slider_row)
         layout.addWidget(self.canvas)
         layout.addWidget(self.status_label)
+        layout.addStretch(1)
 
     def _build_plot(self) -> None:
-        self.figure = Figure(figsize=(4.0, 1.9), dpi=100, layout="constrained")
+        # no layout engine: constrained layout re-measures every text on every draw
+        # (it doubled the draw time); margins are fixed in points instead (_place_axes)
+        self.figure = Figure(figsize=(4.0, 1.9), dpi=100)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(150)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.canvas.setFixedHeight(190)
+        self.canvas.setFixedHeight(180)
         self.canvas.setToolTip(
             "Left: how many unlabeled tracks get each score (log scale), your 'yes' (green) "
-            "and 'no' (red) labels as ticks below, the threshold as the orange line; click "
-            "or drag to move it. Right: ranking quality (AP) on albums held out, with its "
-            "95% interval, as you label more."
+            "and 'no' (red) labels as ticks at the bottom, the threshold as the orange line; "
+            "click or drag to move it. Right: ranking quality (AP) on albums held out, with "
+            "its 95% interval, as you label more."
         )
-        grid = self.figure.add_gridspec(1, 2, width_ratios=(2.3, 1))
-        self.hist_ax = self.figure.add_subplot(grid[0, 0])
-        self.history_ax = self.figure.add_subplot(grid[0, 1])
-        self._threshold_line = None
-        self._threshold_span = None
+        self._gridspec = self.figure.add_gridspec(1, 2, width_ratios=(2.3, 1))
+        self.hist_ax = self.figure.add_subplot(self._gridspec[0, 0])
+        self.history_ax = self.figure.add_subplot(self._gridspec[0, 1])
+        # the artists are made once and updated in place: clearing an axes rebuilds
+        # its ticks, which cost more than drawing them
+        with matplotlib.rc_context(self._plot_style()):
+            self._build_histogram_axes()
+            self._build_history_axes()
+        self._place_axes()
+        self.canvas.mpl_connect("resize_event", self._place_axes)
         self.canvas.mpl_connect("button_press_event", self._on_plot_press)
         self.canvas.mpl_connect("motion_notify_event", self._on_plot_motion)
         self.canvas.mpl_connect("button_release_event", self._on_plot_release)
@@ -478,7 +485,7 @@ class QualityPanel(QWidget):
 
     def _plot_style(self) -> dict[str, str]:
         # the app's palette, so the plot sits in a light or a dark theme; passed to
-        # matplotlib.rc_context per draw, never set globally
+        # matplotlib.rc_context while the artists are made, never set globally
         palette = self.palette()
         text = palette.color(QPalette.ColorRole.WindowText).name()
         self.figure.set_facecolor(palette.color(QPalette.ColorRole.Window).name())
@@ -492,103 +499,131 @@ class QualityPanel(QWidget):
             "font.size": 7,
             "axes.titlesize": 7,
             "axes.labelsize": 7,
-            "xtick.labelsize": 7,
-            "ytick.labelsize": 7,
+            "axes.titlepad": 2,
+            "axes.labelpad": 1,
         }
 
-    def _draw_histogram(self, hist: ScoreHistogram | None) -> None:
-        with matplotlib.rc_context(self._plot_style()):
-            self._draw_histogram_axes(hist)
-        self.canvas.draw_idle()
+    def _place_axes(self, _event=None) -> None:
+        """Margins in points (room for the tick labels), whatever the canvas's size."""
+        width, height = self.figure.get_size_inches() * 72
+        left, right, bottom, top, gap = 22, 6, 23, 11, 28  # points
+        if width <= left + right + gap + 20 or height <= bottom + top + 10:
+            return  # too small to draw anything readable: leave the last placement
+        self._gridspec.update(
+            left=left / width,
+            right=1 - right / width,
+            bottom=bottom / height,
+            top=1 - top / height,
+            wspace=gap / ((width - left - right - gap) / 2),  # of the mean axes width
+        )
+        # GridSpec.update moves the axes of pyplot's figures only
+        for ax in (self.hist_ax, self.history_ax):
+            ax.set_position(ax.get_subplotspec().get_position(self.figure))
 
-    def _draw_histogram_axes(self, hist: ScoreHistogram | None) -> None:
+    def _tick_style(self, ax) -> None:
+        # tick labels are made lazily at draw time, outside any rc_context: set them here
+        text = self.palette().color(QPalette.ColorRole.WindowText).name()
+        ax.tick_params(which="both", labelsize=7, colors=text, pad=1)
+        ax.tick_params(which="major", length=2)
+        ax.tick_params(which="minor", length=1)
+
+    def _build_histogram_axes(self) -> None:
         ax = self.hist_ax
-        ax.clear()
-        ax.tick_params(length=2, pad=1)
+        self._tick_style(ax)
         ax.set_xlim(0, 1)
-        ax.set_xlabel("score", labelpad=1)
-        ax.set_title("unlabeled tracks by score", pad=2)
+        ax.set_xlabel("score", fontsize=7, labelpad=1)
+        ax.set_title("unlabeled tracks by score", fontsize=7, pad=2)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=5))
+        ax.yaxis.set_major_formatter(FuncFormatter(_count_label))
+        # minor ticks of a log axis are many artists for little information
+        ax.yaxis.set_minor_locator(NullLocator())
+        edges = np.linspace(0, 1, 2)
+        self._stairs = ax.stairs(
+            [1.0], edges, baseline=0.5, fill=True, color=_UNLABELED, alpha=0.6, lw=0
+        )
+        xt = ax.get_xaxis_transform()
+        # the rugs: "no" labels on the lowest strip, "yes" labels just above them
+        self._negative_rug = ax.vlines([], 0.01, 0.08, transform=xt, color=_NEGATIVE, lw=0.8)
+        self._positive_rug = ax.vlines([], 0.09, 0.16, transform=xt, color=_POSITIVE, lw=0.8)
         self._threshold_line = ax.axvline(self.threshold, color=_THRESHOLD, lw=1.5)
         self._threshold_span = Rectangle(
             (self.threshold, 0),
             1 - self.threshold,
             1,
-            transform=ax.get_xaxis_transform(),
+            transform=xt,
             color=_THRESHOLD,
             alpha=0.1,
             lw=0,
         )
         ax.add_patch(self._threshold_span)
-        if hist is None:
-            ax.set_yticks([])
-            ax.text(
-                0.5, 0.55, "no scores yet", ha="center", color=_UNLABELED, transform=ax.transAxes
-            )
-            return
-        counts = hist.unlabeled.astype(float)
-        ax.set_yscale("log")
-        top = max(2.0, counts.max() * 2)
-        # the bottom strip of the axes (below a count of 1) is kept for the label rugs
-        bottom = top ** (-_RUG_STRIP / (1 - _RUG_STRIP))
-        ax.stairs(
-            np.maximum(counts, bottom),
-            hist.edges,
-            baseline=bottom,
-            fill=True,
-            color=_UNLABELED,
-            alpha=0.6,
-            lw=0,
+        self._hist_note = ax.text(
+            0.5, 0.55, "no scores yet", ha="center", color=_UNLABELED, transform=ax.transAxes
         )
-        ax.set_ylim(bottom, top)
-        ax.yaxis.set_major_formatter(FuncFormatter(_count_label))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        # rugs under the histogram: "no" labels on the lowest strip, "yes" labels above them
-        xt = ax.get_xaxis_transform()
-        if len(hist.negative_scores):
-            ax.vlines(hist.negative_scores, 0.01, 0.08, transform=xt, color=_NEGATIVE, lw=0.8)
-        if len(hist.positive_scores):
-            ax.vlines(hist.positive_scores, 0.09, 0.16, transform=xt, color=_POSITIVE, lw=0.8)
+
+    def _build_history_axes(self) -> None:
+        ax = self.history_ax
+        self._tick_style(ax)
+        ax.set_ylim(0, 1.02)
+        ax.set_title("ranking quality (AP)", fontsize=7, pad=2)
+        ax.set_xlabel("labels", fontsize=7, labelpad=1)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+        (self._ap_line,) = ax.plot([], [], color=_POSITIVE, lw=1.2, marker="o", ms=2.5)
+        self._ap_band = None
+        self._history_note = ax.text(
+            0.5,
+            0.5,
+            "grows as\nyou label",
+            ha="center",
+            va="center",
+            color=_UNLABELED,
+            transform=ax.transAxes,
+        )
+
+    def _draw_histogram(self, hist: ScoreHistogram | None) -> None:
+        ax = self.hist_ax
+        self._hist_note.set_visible(hist is None)
+        for artist in (self._stairs, self._negative_rug, self._positive_rug):
+            artist.set_visible(hist is not None)
+        ax.yaxis.set_visible(hist is not None)
+        if hist is not None:
+            counts = hist.unlabeled.astype(float)
+            top = max(2.0, counts.max() * 2)
+            # the bottom strip of the axes (below a count of 1) is kept for the rugs
+            bottom = top ** (-_RUG_STRIP / (1 - _RUG_STRIP))
+            self._stairs.set_data(np.maximum(counts, bottom), hist.edges, baseline=bottom)
+            ax.set_ylim(bottom, top)
+            self._negative_rug.set_segments([[(x, 0.01), (x, 0.08)] for x in hist.negative_scores])
+            self._positive_rug.set_segments([[(x, 0.09), (x, 0.16)] for x in hist.positive_scores])
+        self._move_threshold_line()
 
     def _draw_history(self) -> None:
-        with matplotlib.rc_context(self._plot_style()):
-            self._draw_history_axes()
-        self.canvas.draw_idle()
-
-    def _draw_history_axes(self) -> None:
         ax = self.history_ax
-        ax.clear()
-        ax.tick_params(length=2, pad=1)
-        ax.set_ylim(0, 1.02)
-        ax.set_title("ranking quality (AP)", pad=2)
-        ax.set_xlabel("labels", labelpad=1)
         n, ap, low, high = self._history.arrays()
-        if len(n) == 0:
-            ax.set_xticks([])
-            ax.text(
-                0.5,
-                0.5,
-                "grows as\nyou label",
-                ha="center",
-                va="center",
-                color=_UNLABELED,
-                transform=ax.transAxes,
-            )
-            return
+        self._history_note.set_visible(len(n) == 0)
+        self._ap_line.set_data(n, ap)
+        if self._ap_band is not None:
+            self._ap_band.remove()
+            self._ap_band = None
         band = ~np.isnan(low)
         if band.any():
-            ax.fill_between(n[band], low[band], high[band], color=_POSITIVE, alpha=0.2, lw=0)
-        ax.plot(n, ap, color=_POSITIVE, lw=1.2, marker="o", ms=2.5)
-        if len(n) == 1:
-            ax.set_xlim(n[0] - 1, n[0] + 1)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+            self._ap_band = ax.fill_between(
+                n[band], low[band], high[band], color=_POSITIVE, alpha=0.2, lw=0
+            )
+        if len(n) == 0:
+            ax.set_xlim(0, 1)
+            ax.xaxis.set_visible(False)
+        else:
+            ax.xaxis.set_visible(True)
+            span = max(n[-1] - n[0], 2.0)
+            ax.set_xlim(n[0] - 0.05 * span, n[-1] + 0.05 * span)
+        self.canvas.draw_idle()
 
     def _move_threshold_line(self) -> None:
         t = self.threshold
-        if self._threshold_line is not None:
-            self._threshold_line.set_xdata([t, t])
-        if self._threshold_span is not None:
-            self._threshold_span.set_x(t)
-            self._threshold_span.set_width(1 - t)
+        self._threshold_line.set_xdata([t, t])
+        self._threshold_span.set_x(t)
+        self._threshold_span.set_width(1 - t)
         self.canvas.draw_idle()
 
     def _on_plot_press(self, event) -> None:
