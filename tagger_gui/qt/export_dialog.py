@@ -228,7 +228,8 @@ class ExportDialog(QDialog):
         self.pool = pool
         self.cache_path = Path(cache_path) if cache_path is not None else project.cache_path
         self.features = features
-        self.plan: WritebackPlan | None = None
+        self._plan: WritebackPlan | None = None
+        self._n_to_write = 0
         self.last_export: ExportResult | None = None
         self.last_outcome: WritebackOutcome | None = None
         self.confirm_box: QMessageBox | None = None
@@ -643,6 +644,17 @@ class ExportDialog(QDialog):
             )
         return ""
 
+    @property
+    def plan(self) -> WritebackPlan | None:
+        """The previewed plan the Write button writes, or None (preview first)."""
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: WritebackPlan | None) -> None:
+        self._plan = plan
+        # counted once: the buttons ask on every keystroke, and a plan may hold 100,000 files
+        self._n_to_write = len(plan.to_write) if plan is not None else 0
+
     # -- running one job at a time ----------------------------------------------------
     @property
     def is_busy(self) -> bool:
@@ -747,7 +759,7 @@ class ExportDialog(QDialog):
             not busy and bool(self.path_edit.text().strip()) and (tags is None or bool(tags))
         )
         self.preview_button.setEnabled(not busy)
-        n = len(self.plan.to_write) if self.plan is not None else 0
+        n = self._n_to_write
         self.write_button.setEnabled(not busy and n > 0)
         self.write_button.setText(f"Write {n} file{'s' if n != 1 else ''}…" if n else "Write…")
         self.undo_button.setEnabled(not busy and exporting.latest_journal(self.project) is not None)
