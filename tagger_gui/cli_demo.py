@@ -118,12 +118,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _drive(task, *, quiet: bool):
-    """Run the build with a progress bar in bytes (one bar over download and unpacking)."""
+    """Run the build with one progress bar over downloading and unpacking."""
     from tqdm import tqdm
 
-    with tqdm(
-        unit="B", unit_scale=True, unit_divisor=1000, disable=quiet, dynamic_ncols=True
-    ) as bar:
+    # the work is counted in bytes of downloading and unpacking together, so the
+    # bar shows a percentage, not a byte count that would not match the plan's
+    bar_format = "{l_bar}{bar}| {elapsed}<{remaining}{postfix}"
+    with tqdm(disable=quiet, dynamic_ncols=True, bar_format=bar_format) as bar:
         try:
             while True:
                 p = next(task)

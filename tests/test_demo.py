@@ -24,6 +24,7 @@ from tagger_gui.core.demo import (
     _apt_failure,
     build_demo_task,
     default_demo_dir,
+    demo_folder_in,
     describe_demo,
     parse_apt_show,
 )
@@ -197,6 +198,17 @@ def test_default_dir_follows_the_xdg_music_folder(tmp_path, monkeypatch):
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg/user-dirs.dirs").write_text('XDG_MUSIC_DIR="$HOME/Musik"\n')
     assert default_demo_dir() == tmp_path / "Musik" / "tagger-demo"
+
+
+def test_a_chosen_folder_with_music_gets_a_demo_folder_inside(tmp_path):
+    assert demo_folder_in(tmp_path / "new") == tmp_path / "new"  # missing: used as it is
+    (tmp_path / "empty").mkdir()
+    assert demo_folder_in(tmp_path / "empty") == tmp_path / "empty"
+    (tmp_path / "Music" / "Album").mkdir(parents=True)
+    assert demo_folder_in(tmp_path / "Music") == tmp_path / "Music" / "tagger-demo"
+    (tmp_path / "old-demo").mkdir()
+    (tmp_path / "old-demo" / MANIFEST).write_text("{}")
+    assert demo_folder_in(tmp_path / "old-demo") == tmp_path / "old-demo"
 
 
 def test_a_broken_deb_is_named(tmp_path):

@@ -96,7 +96,7 @@ class Layout:
     album: str  # the album written into the files when they carry none (and the demo's folder)
     music_dirs: tuple[str, ...]  # globs relative to the unpacked package
     exclude: frozenset[str] = frozenset()  # paths in the music dir, without suffix
-    licence: str = ""  # in plain words; the package's copyright file is authoritative
+    licence: str = ""  # in plain words, for people; the copyright file is authoritative
 
 
 # What each package contains (Debian bookworm), and what is left out:
@@ -115,34 +115,34 @@ LAYOUTS = {
         "warzone2100",
         "Warzone 2100",
         ("usr/share/games/warzone2100/music",),
-        licence="GPL-2+ (`Files: *` in COPYRIGHT); the Legacy and Aftermath albums "
-        "(LupusMechanicus) are CC-BY-SA-3.0+ or GPL-2+, see COPYRIGHT-<album>.txt",
+        licence="GPL-2+ (see COPYRIGHT); the Legacy and Aftermath albums by "
+        "LupusMechanicus: CC-BY-SA-3.0+ or GPL-2+ (see COPYRIGHT-<album>.txt)",
     ),
     "wesnoth-1.16-music": Layout(
         "wesnoth",
         "The Battle for Wesnoth OST",
         ("usr/share/games/wesnoth/*/data/core/music",),
         exclude=frozenset({"victory", "victory2", "defeat", "defeat2", "silence"}),
-        licence="GPL-2+ (COPYRIGHT, first licence; the files' own tags say license=GPL)",
+        licence="GPL-2+ (see COPYRIGHT; the files' own tags say license=GPL)",
     ),
     "supertux-data": Layout(
         "supertux",
         "SuperTux Soundtrack",
         ("usr/share/games/supertux2/music",),
         exclude=frozenset({"misc/leveldone", "misc/invincible", "misc/bonuscave"}),
-        licence="GPL-2+ (`Files: data/music/*` in COPYRIGHT)",
+        licence="GPL-2+ (see COPYRIGHT, Files: data/music/*)",
     ),
     "hedgewars-data": Layout(
         "hedgewars",
         "Hedgewars Soundtrack",
         ("usr/share/games/hedgewars/Data/Music",),
-        licence="GPL-2 (`Files: *` in COPYRIGHT)",
+        licence="GPL-2 (see COPYRIGHT)",
     ),
     "frozen-bubble-data": Layout(
         "frozen-bubble",
         "Frozen-Bubble",
         ("usr/share/games/frozen-bubble/snd",),
-        licence="GPL-2 (`Files: *` in COPYRIGHT)",
+        licence="GPL-2 (see COPYRIGHT)",
     ),
 }
 
@@ -996,7 +996,9 @@ def build_demo_task(
                 yield DemoProgress(
                     "download",
                     p.name,
-                    f"{p.name}: {megabytes(got)} of {megabytes(p.download_bytes)}",
+                    f"{p.name}: {megabytes(got)} of {megabytes(p.download_bytes)}"
+                    if got
+                    else f"{p.name}: asking apt for it",
                     base + step,
                     total,
                 )
