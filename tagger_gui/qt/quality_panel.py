@@ -18,7 +18,8 @@ own (they are at the refit's threshold).
 
 The plot is a matplotlib ``Figure`` on a ``FigureCanvasQTAgg`` (no pyplot,
 so no global state); the histogram and the history are redrawn only when
-their data change, the threshold line moves with ``draw_idle``.
+their data change; the threshold line is blitted over the last full draw, so
+dragging it does not redraw the figure.
 """
 
 from __future__ import annotations
@@ -227,6 +228,7 @@ class QualityPanel(QWidget):
             "click or drag to move it. Right: ranking quality (AP) on albums held out, with "
             "its 95% interval, as you label more."
         )
+        self._background = None  # the last full draw without the threshold, for blitting
         self._gridspec = self.figure.add_gridspec(1, 2, width_ratios=(2.3, 1))
         self.hist_ax = self.figure.add_subplot(self._gridspec[0, 0])
         self.history_ax = self.figure.add_subplot(self._gridspec[0, 1])
@@ -237,6 +239,7 @@ class QualityPanel(QWidget):
             self._build_history_axes()
         self._place_axes()
         self.canvas.mpl_connect("resize_event", self._place_axes)
+        self.canvas.mpl_connect("draw_event", self._on_draw)
         self.canvas.mpl_connect("button_press_event", self._on_plot_press)
         self.canvas.mpl_connect("motion_notify_event", self._on_plot_motion)
         self.canvas.mpl_connect("button_release_event", self._on_plot_release)
@@ -505,8 +508,9 @@ class QualityPanel(QWidget):
 
     def _place_axes(self, _event=None) -> None:
         """Margins in points (room for the tick labels), whatever the canvas's size."""
+        self._background = None  # of another size: the next full draw makes a new one
         width, height = self.figure.get_size_inches() * 72
-        left, right, bottom, top, gap = 22, 6, 23, 11, 28  # points
+        left, right, bottom, top, gap = 22, 9, 23, 11, 28  # points
         if width <= left + right + gap + 20 or height <= bottom + top + 10:
             return  # too small to draw anything readable: leave the last placement
         self._gridspec.update(
@@ -546,7 +550,9 @@ class QualityPanel(QWidget):
         # the rugs: "no" labels on the lowest strip, "yes" labels just above them
         self._negative_rug = ax.vlines([], 0.01, 0.08, transform=xt, color=_NEGATIVE, lw=0.8)
         self._positive_rug = ax.vlines([], 0.09, 0.16, transform=xt, color=_POSITIVE, lw=0.8)
-        self._threshold_line = ax.axvline(self.threshold, color=_THRESHOLD, lw=1.5)
+        # the threshold's artists are "animated": left out of full draws and blitted on top
+        # (_on_draw), so dragging the threshold redraws two artists, not the figure
+        self._threshold_line = ax.axvline(self.threshold, color=_THRESHOLD, lw=1.5, animated=True)
         self._threshold_span = Rectangle(
             (self.threshold, 0),
             1 - self.threshold,
@@ -555,6 +561,7 @@ class QualityPanel(QWidget):
             color=_THRESHOLD,
             alpha=0.1,
             lw=0,
+            animated=True,
         )
         ax.add_patch(self._threshold_span)
         self._hist_note = ax.text(
@@ -595,7 +602,7 @@ class QualityPanel(QWidget):
             ax.set_ylim(bottom, top)
             self._negative_rug.set_segments([[(x, 0.01), (x, 0.08)] for x in hist.negative_scores])
             self._positive_rug.set_segments([[(x, 0.09), (x, 0.16)] for x in hist.positive_scores])
-        self._move_threshold_line()
+        self._invalidate_plot()
 
     def _draw_history(self) -> None:
         ax = self.history_ax
@@ -607,24 +614,44 @@ class QualityPanel(QWidget):
             self._ap_band = None
         band = ~np.isnan(low)
         if band.any():
-            self._ap_band = ax.fill_between(
-                n[band], low[band], high[band], color=_POSITIVE, alpha=0.2, lw=0
-            )
+            x, lo, hi = n[band], low[band], high[band]
+            if len(x) == 1:  # one point: its interval as a short bar, not a line of no width
+                x, lo, hi = x[0] + np.array([-0.3, 0.3]), np.repeat(lo, 2), np.repeat(hi, 2)
+            self._ap_band = ax.fill_between(x, lo, hi, color=_POSITIVE, alpha=0.2, lw=0)
         if len(n) == 0:
             ax.set_xlim(0, 1)
             ax.xaxis.set_visible(False)
         else:
             ax.xaxis.set_visible(True)
-            span = max(n[-1] - n[0], 2.0)
-            ax.set_xlim(n[0] - 0.05 * span, n[-1] + 0.05 * span)
-        self.canvas.draw_idle()
+            # at least 4 labels wide, so the integer tick locator finds integers to show
+            pad = max(0.05 * (n[-1] - n[0]), (4 - (n[-1] - n[0])) / 2, 0.5)
+            ax.set_xlim(n[0] - pad, n[-1] + pad)
+        self._invalidate_plot()
 
     def _move_threshold_line(self) -> None:
         t = self.threshold
         self._threshold_line.set_xdata([t, t])
         self._threshold_span.set_x(t)
         self._threshold_span.set_width(1 - t)
+        if self._background is None:
+            self.canvas.draw_idle()  # a full draw is due anyway; it draws them too
+            return
+        self.canvas.restore_region(self._background)
+        self._draw_threshold_artists()
+        self.canvas.blit(self.figure.bbox)
+
+    def _draw_threshold_artists(self) -> None:
+        self.figure.draw_artist(self._threshold_span)
+        self.figure.draw_artist(self._threshold_line)
+
+    def _invalidate_plot(self) -> None:
+        self._background = None
         self.canvas.draw_idle()
+
+    def _on_draw(self, _event) -> None:
+        # after every full draw: keep the picture without the threshold, then add it
+        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        self._draw_threshold_artists()
 
     def _on_plot_press(self, event) -> None:
         if event.inaxes is self.hist_ax and event.button == 1 and event.xdata is not None:

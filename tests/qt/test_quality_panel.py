@@ -124,12 +124,17 @@ def test_moving_the_slider_recomputes_the_threshold_figures_without_refitting(
     y, result = first
     panel.set_result(TAG, result, y)
     settle(qtbot, panel)
+    qtbot.wait(50)  # lets the full draw that set_result asked for run
     before = panel.figures
     emitted: list[float] = []
     panel.thresholdChanged.connect(emitted.append)
+    full_draws: list[object] = []
+    panel.canvas.mpl_connect("draw_event", full_draws.append)
     with qtbot.waitSignal(panel.figuresChanged, timeout=WAIT_MS) as blocker:
         panel.slider.setValue(80)  # as a keyboard step or a click on the groove does
     settle(qtbot, panel)
+    qtbot.wait(50)  # a full draw, had one been requested, would run in this time
+    assert full_draws == []  # the threshold line was blitted over the last full draw
     after = blocker.args[0]
     assert emitted == [0.8] and panel.threshold_label.text() == "0.80"
     assert after.threshold == 0.8 and after.n_above < before.n_above
