@@ -46,13 +46,15 @@ from PySide6.QtWidgets import (
 
 from tagger_gui.core.embed_job import EmbedProgress, EmbedReport, embed_library
 from tagger_gui.core.errors import ProjectError, ProjectLockedError, TaggerError
+from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
 from tagger_gui.core.project.store import Project, SyncProgress, SyncReport, Tag, locate_project
+from tagger_gui.qt.export_dialog import ExportDialog
 from tagger_gui.qt.start_page import StartPage, recent_projects, remember_project
 from tagger_gui.qt.tag_model import TagListModel
 from tagger_gui.qt.track_model import Column, TrackFilterProxy, TrackTableModel
 from tagger_gui.qt.worker import TaskWorker, WorkerPool, describe_error
 
-__all__ = ["DEFAULT_BACKENDS", "MainWindow", "NewTagDialog", "default_workers"]
+__all__ = ["DEFAULT_BACKENDS", "MainWindow", "NewTagDialog", "default_workers", "features_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,11 @@ CURRENT_TAG_STATE = "current_tag"
 _SEARCH_DELAY_MS = 150
 
 MessageFunction = Callable[[str, str], None]
+
+
+def features_for(backends: Sequence[str]) -> str:
+    """The probes' feature choice for the embedded backends (the default when musicnn-msd is)."""
+    return DEFAULT_FEATURES if "musicnn-msd" in backends else backends[0]
 
 
 def default_workers() -> int:
@@ -307,6 +314,11 @@ class MainWindow(QMainWindow):
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         self.open_action.triggered.connect(self.choose_folder)
         file_menu.addAction(self.open_action)
+        self.export_action = QAction("&Export tags…", self)
+        self.export_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_action.triggered.connect(lambda: self.export_tags())
+        self.export_action.setEnabled(False)
+        file_menu.addAction(self.export_action)
         file_menu.addSeparator()
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -477,6 +489,7 @@ class MainWindow(QMainWindow):
         self._restore_current_tag()
         self.update_undo_actions()
         self.pages.setCurrentWidget(self.workspace)
+        self.export_action.setEnabled(True)
         self.project_opened.emit(project)
         self._start_sync()
         return True
@@ -492,8 +505,11 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         self.cancel_job()
+        # a write-back stops after its current file (what it wrote is recorded)
+        self.pool.cancel_all()
         self.pool.wait_for_workers()
         self._job = None
+        self.export_action.setEnabled(False)
         self._job_generation += 1  # late signals of the old jobs are ignored
         self.job_widget.hide()
         self.project_closing.emit()
@@ -784,6 +800,30 @@ class MainWindow(QMainWindow):
         self.project_changed.emit()
         self.statusBar().showMessage(f"Deleted tag {tag.name!r} (Ctrl+Z brings it back)", 8000)
         return True
+
+    # -- export -------------------------------------------------------------------------------
+
+    def export_tags(self) -> ExportDialog | None:
+        """File → Export tags…: the CSV / write-back dialog (the same core code as the CLI)."""
+        if self.project is None:
+            return None
+        dialog = ExportDialog(
+            self.project,
+            self.pool,
+            cache_path=self.project.cache_path,
+            features=features_for(self.backends),
+            parent=self,
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.filesRewritten.connect(self._on_files_rewritten)
+        self.project_closing.connect(dialog.reject)
+        dialog.open()
+        return dialog
+
+    def _on_files_rewritten(self, _outcome) -> None:
+        if self.project is not None:
+            self.track_model.set_tracks(self.project.tracks())
+            self._load_current_labels()
 
     # -- undo, redo, refresh ----------------------------------------------------------------
 

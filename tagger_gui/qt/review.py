@@ -264,6 +264,10 @@ class ReviewPanel(QWidget):
         """A copy of the current tag's engine labels per library row (1, 0, -1)."""
         return self._y.copy()
 
+    def quality_text(self) -> str:
+        """The quality readout as plain text (what the quality display says)."""
+        return self.quality_box.toPlainText()
+
     def current_track_id(self) -> int:
         """Track id of the queue's current track, -1 if none."""
         row = self._current_row()

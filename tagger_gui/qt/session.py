@@ -21,9 +21,8 @@ import time
 from PySide6.QtCore import QObject
 
 from tagger_gui.core.errors import TaggerError
-from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
 from tagger_gui.core.fewshot.predict import project_features
-from tagger_gui.qt.main_window import MainWindow
+from tagger_gui.qt.main_window import MainWindow, features_for
 from tagger_gui.qt.review import ReviewPanel
 from tagger_gui.qt.worker import TaskWorker, describe_error
 
@@ -35,11 +34,6 @@ logger = logging.getLogger(__name__)
 RELOAD_INTERVAL_S = 20.0
 #: ... and only when this share of new tracks (relative to the library loaded) is embedded.
 RELOAD_GROWTH = 0.10
-
-
-def features_for(backends: list[str]) -> str:
-    """The feature choice for the embedded backends: the default when musicnn-msd is there."""
-    return DEFAULT_FEATURES if "musicnn-msd" in backends else backends[0]
 
 
 class ReviewSession(QObject):

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from tagger_gui.cli import main as tagger
 from tagger_gui.qt.main_window import MainWindow
 from tagger_gui.qt.session import ReviewSession, features_for
+from tagger_gui.qt.tag_model import PredictedCountRole
 from tagger_gui.qt.track_model import Column
 
 from ..conftest import write_audio
@@ -43,12 +44,12 @@ def test_open_embed_label_rank_undo_export(qtbot, tmp_path: Path):
         assert tag is not None and window.current_tag.name == "bright"
         qtbot.waitUntil(lambda: panel.tag == "bright", timeout=10_000)
 
-        # label three queue items positive from the keyboard; the ranking updates
+        # label five queue items positive from the keyboard; the ranking updates
         panel.queue.setFocus()
         with qtbot.waitSignal(panel.scoresChanged, timeout=60_000):
-            for _ in range(3):
+            for _ in range(5):
                 qtbot.keyClick(panel.queue, Qt.Key.Key_Y)
-        qtbot.waitUntil(lambda: len(window.project.labels("bright").track_id) == 3, timeout=10_000)
+        qtbot.waitUntil(lambda: len(window.project.labels("bright").track_id) == 5, timeout=10_000)
         labeled = set(window.project.labels("bright").track_id.tolist())
         assert not labeled & set(panel.queue_track_ids())
 
@@ -57,21 +58,49 @@ def test_open_embed_label_rank_undo_export(qtbot, tmp_path: Path):
             return sum(bool(proxy.index(r, Column.SCORE).data()) for r in range(proxy.rowCount()))
 
         qtbot.waitUntil(lambda: scores_shown() == 12, timeout=30_000)
-        assert "3 positives" in panel.quality_box.toPlainText()
+        qtbot.waitUntil(lambda: not panel.is_busy, timeout=60_000)
+        assert "5 positives" in panel.quality_text()
+        # the tags panel counts the positives and the tracks predicted positive
+        row = window.tag_model.row_of(tag.id)
+        assert window.tag_model.counts(tag.id)["positive"] == 5
+        predicted = window.tag_model.index(row).data(PredictedCountRole)
+        assert predicted == panel.result.quality.n_above and predicted >= 5
 
-        # undo through the window's Edit menu: one label fewer, the panel follows
-        window.undo()
-        qtbot.waitUntil(lambda: len(window.project.labels("bright").track_id) == 2, timeout=10_000)
+        # Ctrl+Z and Ctrl+Shift+Z with the panel focused go through the window once
+        qtbot.keyClick(panel.queue, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: len(window.project.labels("bright").track_id) == 4, timeout=10_000)
+        assert int((panel.labels() == 1).sum()) == 4
+        shift_ctrl = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+        qtbot.keyClick(panel.queue, Qt.Key.Key_Z, shift_ctrl)
+        qtbot.waitUntil(lambda: len(window.project.labels("bright").track_id) == 5, timeout=10_000)
+        window.undo()  # from the Edit menu: one label fewer, the panel follows
+        qtbot.waitUntil(lambda: int((panel.labels() == 1).sum()) == 4, timeout=10_000)
 
-        # the CLI export reads the same project once the window has let it go
-        window.close_project()
+        # File > Export tags…: the dialog writes the CSV with the CLI's code
+        dialog = window.export_tags()
         out = tmp_path / "labels.csv"
-        assert tagger(["export", str(root), "-o", str(out)]) == 0
+        dialog.path_edit.setText(str(out))
+        with qtbot.waitSignal(dialog.exported, timeout=60_000):
+            dialog.export_button.click()
+        dialog.close()
         with open(out, encoding="utf-8", newline="") as fh:
             rows = [r for r in csv.reader(line for line in fh if not line.startswith("#"))]
         assert rows[0][:3] == ["path", "tag", "decision"]
-        assert sorted(r[1] for r in rows[1:]) == ["bright", "bright"]
+        assert sorted(r[1] for r in rows[1:]) == ["bright"] * 4
         assert {r[2] for r in rows[1:]} == {"positive"}
+        exported = {r[0] for r in rows[1:]}
+        assert exported == {
+            window.project.track(int(t)).relpath
+            for t in window.project.labels("bright").track_id.tolist()
+        }
+
+        # and the CLI reads the same project once the window has let it go
+        window.close_project()
+        cli = tmp_path / "cli.csv"
+        assert tagger(["export", str(root), "-o", str(cli)]) == 0
+        with open(cli, encoding="utf-8", newline="") as fh:
+            cli_rows = [r for r in csv.reader(line for line in fh if not line.startswith("#"))]
+        assert cli_rows == rows
         assert np.all([r[0].endswith(".flac") for r in rows[1:]])
         assert not messages, messages
     finally:
