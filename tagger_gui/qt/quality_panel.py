@@ -135,7 +135,6 @@ class QualityPanel(QWidget):
         self._lib = lib
         self._tag: str | None = None
         self._result: RefitResult | None = None
-        self._labels: np.ndarray | None = None
         self._basis: ThresholdBasis | None = None
         self._figures: ThresholdFigures | None = None
         self._history = ApHistory()
@@ -317,7 +316,6 @@ class QualityPanel(QWidget):
             self._basis = None
         self._tag = tag
         self._result = result
-        self._labels = labels
         self.status_label.clear()
         history_changed = self._history.add(tag, result.quality)
 
@@ -356,7 +354,6 @@ class QualityPanel(QWidget):
         self._figure_jobs.cancel()
         self._tag = None
         self._result = None
-        self._labels = None
         self._basis = None
         self._figures = None
         self._history.reset()
