@@ -125,13 +125,25 @@ def load_features(
         relpaths = [p for p in blocks[0][2] if p in common]
     relpaths = list(relpaths)
     dim = sum(X.shape[1] for *_, X in blocks)
-    out = np.empty((len(relpaths), dim), dtype=np.float32)
-    col = 0
-    for key, index, _, X in blocks:
+    rows_of = []
+    for key, index, _, _ in blocks:
         try:
-            rows = np.fromiter((index[p] for p in relpaths), dtype=np.int64, count=len(relpaths))
+            rows_of.append(
+                np.fromiter((index[p] for p in relpaths), dtype=np.int64, count=len(relpaths))
+            )
         except KeyError as exc:
             raise CacheError(f"{exc.args[0]!r} has no {key} embedding yet") from None
+    if len(blocks) == 1:
+        X, rows = blocks[0][3], rows_of[0]
+        del blocks
+        if len(rows) == len(X) and np.array_equal(rows, np.arange(len(X))):
+            # the rows wanted are the cache's, in its order (a library embedded
+            # in scan order): no copy, which at 100,000 tracks x 1,506 saves 600 MB
+            return relpaths, X
+        return relpaths, X[rows]
+    out = np.empty((len(relpaths), dim), dtype=np.float32)
+    col = 0
+    for (_, _, _, X), rows in zip(blocks, rows_of, strict=True):
         out[:, col : col + X.shape[1]] = X[rows]
         col += X.shape[1]
     return relpaths, out

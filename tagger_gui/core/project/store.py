@@ -459,6 +459,40 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _copy_tracks(table: TrackTable, keep: np.ndarray | None = None) -> TrackTable:
+    """A copy of ``table`` (of its rows where ``keep``) that the caller may change freely."""
+    if keep is None:
+        return TrackTable(
+            id=table.id.copy(),
+            relpath=list(table.relpath),
+            size=table.size.copy(),
+            mtime_ns=table.mtime_ns.copy(),
+            duration=table.duration.copy(),
+            artist=list(table.artist),
+            album=list(table.album),
+            title=list(table.title),
+            genre=list(table.genre),
+            missing=table.missing.copy(),
+        )
+    rows = np.flatnonzero(keep).tolist()
+
+    def pick(values: list[str]) -> list[str]:
+        return [values[i] for i in rows]
+
+    return TrackTable(
+        id=table.id[keep],
+        relpath=pick(table.relpath),
+        size=table.size[keep],
+        mtime_ns=table.mtime_ns[keep],
+        duration=table.duration[keep],
+        artist=pick(table.artist),
+        album=pick(table.album),
+        title=pick(table.title),
+        genre=pick(table.genre),
+        missing=table.missing[keep],
+    )
+
+
 def _tag_from_row(row) -> Tag:
     return Tag(
         id=row[0],
@@ -517,6 +551,8 @@ class Project:
         self._mutex = threading.RLock()
         self._meta: dict[str, str] = {}
         self._syncing = False
+        # The track table, read once and kept until the tracks change (see _track_table)
+        self._tracks_cache: tuple[int, TrackTable, dict[str, int]] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else ("read-only" if self.readonly else "writer")
@@ -776,6 +812,7 @@ class Project:
                         self._conn.execute("PRAGMA optimize")
                 self._conn.close()
                 self._conn = None
+            self._tracks_cache = None
             self._lock.release()
 
     def __enter__(self) -> Project:
@@ -888,20 +925,41 @@ class Project:
 
     @_api
     def tracks(self, *, include_missing: bool = True) -> TrackTable:
-        """All tracks, ordered by id, as columns (one query; fast for 100,000 tracks).
+        """All tracks, ordered by id, as columns (a fresh copy each call).
+
+        The table is read from the database once (0.3-1 s for 100,000
+        tracks) and kept until the tracks change, here or in another
+        connection; later calls copy it (a few ms).
 
         Parameters
         ----------
         include_missing : bool, keyword-only
             Also the tracks whose file was missing at the last sync.
         """
-        where = "" if include_missing else " WHERE missing_since IS NULL"
+        table = self._track_table()[0]
+        keep = None if include_missing else ~table.missing
+        return _copy_tracks(table, keep)
+
+    def _track_table(self) -> tuple[TrackTable, dict[str, int]]:
+        """The cached track table and its relpath -> id map (read again if stale).
+
+        Staleness: this connection's own writes to ``tracks`` drop the cache
+        (:meth:`_tracks_changed`). A writer is the only writer (the lock), so
+        nothing else can change the tracks; a read-only project also asks
+        ``PRAGMA data_version``, which changes with other connections'
+        commits. Callers hold ``self._mutex``.
+        """
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0] if self.readonly else 0
+        cached = self._tracks_cache
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
         rows = self._conn.execute(
             "SELECT id, relpath, size, mtime_ns, duration, artist, album, title, genre,"
-            f" missing_since IS NOT NULL FROM tracks{where} ORDER BY id"
+            " missing_since IS NOT NULL FROM tracks ORDER BY id"
         ).fetchall()
         cols = list(zip(*rows, strict=True)) if rows else [()] * 10
-        return TrackTable(
+        del rows
+        table = TrackTable(
             id=np.array(cols[0], dtype=np.int64),
             relpath=list(cols[1]),
             size=np.array(cols[2], dtype=np.int64),
@@ -913,6 +971,13 @@ class Project:
             genre=list(cols[8]),
             missing=np.array(cols[9], dtype=bool),
         )
+        ids = dict(zip(table.relpath, table.id.tolist(), strict=True))
+        self._tracks_cache = (version, table, ids)
+        return table, ids
+
+    def _tracks_changed(self) -> None:
+        """Forget the cached track table (call inside every write to ``tracks``)."""
+        self._tracks_cache = None
 
     @_api
     def track(self, track_id: int) -> Track:
@@ -949,17 +1014,15 @@ class Project:
             One id per path, in order.
         """
         relpaths = list(relpaths)
-        out = np.full(len(relpaths), -1, dtype=np.int64)
-        if len(relpaths) <= _CHUNK:
+        if len(relpaths) <= _CHUNK and self._tracks_cache is None:
             sql = (
                 f"SELECT relpath, id FROM tracks WHERE relpath IN ({_placeholders(len(relpaths))})"
             )
             found = dict(self._conn.execute(sql, relpaths))
-        else:  # one scan beats many lookups
-            found = dict(self._conn.execute("SELECT relpath, id FROM tracks"))
-        for i, r in enumerate(relpaths):
-            out[i] = found.get(r, -1)
-        return out
+        else:  # the cached map (read once) beats many lookups
+            found = self._track_table()[1]
+        get = found.get
+        return np.fromiter((get(r, -1) for r in relpaths), dtype=np.int64, count=len(relpaths))
 
     def relpath_of(self, path: str | os.PathLike) -> str:
         """The library-relative, ``/``-separated form of a path.
@@ -1108,6 +1171,7 @@ class Project:
                     by_identity.setdefault((r[2], r[5]), []).append(tid)
             if returned:
                 with self._transaction() as conn:
+                    self._tracks_changed()
                     for chunk in _chunks(returned):
                         conn.execute(
                             "UPDATE tracks SET missing_since=NULL WHERE id IN "
@@ -1166,6 +1230,7 @@ class Project:
             gone = [tid for tid, r in vanished.items() if tid not in claimed and r[4] is None]
             report.missing = sorted(vanished[t][1] for t in gone)
             with self._transaction() as conn:
+                self._tracks_changed()
                 for chunk in _chunks(gone):
                     marks = _placeholders(len(chunk))
                     sql = f"UPDATE tracks SET missing_since=? WHERE id IN ({marks})"
@@ -1208,6 +1273,7 @@ class Project:
                 fp = None  # gone again: the next sync will tell
             updates.append((size, mtime_ns, fp, rel))
         with self._transaction() as conn:
+            self._tracks_changed()
             before = conn.total_changes
             conn.executemany(
                 "UPDATE tracks SET size=?, mtime_ns=?, fingerprint=? WHERE relpath=?", updates
@@ -1236,6 +1302,7 @@ class Project:
             return
         now = time.time()
         with self._transaction() as conn:
+            self._tracks_changed()
             conn.executemany(
                 "INSERT INTO tracks (relpath, size, mtime_ns, fingerprint, duration, artist,"
                 " album, title, genre, added) VALUES (?,?,?,?,?,?,?,?,?,?)",
