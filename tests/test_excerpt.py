@@ -15,6 +15,7 @@ from tagger_gui.core.fewshot.excerpt import (
     LONG_TRACK_SECONDS,
     DistilledExcerptProbe,
     ExcerptChoice,
+    TagExcerpts,
     best_excerpt,
     excerpt_probe_task,
     fallback_excerpt,
@@ -138,6 +139,26 @@ def test_distilled_probe_follows_the_main_scores(library):
     mimic = probe.decision_function(feats.X)
     assert np.corrcoef(main, mimic)[0, 1] > 0.9
     assert probe.r2_ > 0.8
+
+
+def test_tag_excerpts_fits_once_on_the_calling_thread(library):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, cache_path, _, _ = library
+    with EmbeddingCache.open(cache_path) as cache:
+        feats = open_excerpt_features(cache)
+    y = _labels(feats.relpaths)
+    excerpts = TagExcerpts(feats, y, tag="noisy")
+    y[:] = -1  # the caller's labels change later: the choice keeps the copy it was given
+    with ThreadPoolExecutor(2) as pool:
+        choices = list(pool.map(lambda _: excerpts(PLANTED, duration=PLANTED_SECONDS), range(4)))
+    assert {c.start_s for c in choices} == {choices[0].start_s}
+    assert choices[0].kind == "best" and PLANT_AT - 0.1 <= choices[0].start_s < PLANT_AT + 3.1
+    assert excerpts.probe is excerpts.probe  # fitted once
+    no_tag = TagExcerpts(feats, y, tag=None)(PLANTED)
+    assert no_tag.kind == "start" and no_tag.reason == "the start of the track (no tag chosen yet)"
+    no_patches = TagExcerpts(None, y, tag="noisy")(PLANTED, duration=90.0)
+    assert no_patches.kind == "middle" and "no per-excerpt vectors" in no_patches.reason
 
 
 def test_without_tag_probe_or_patches_playback_starts_by_the_fallback(library):

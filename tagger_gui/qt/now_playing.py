@@ -26,7 +26,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -150,7 +150,11 @@ class NowPlayingWidget(QWidget):
         try:
             self._player = player_factory(self)
         except Exception as exc:  # PortAudioError, OSError (no PortAudio library), ...
-            self._on_device_error(str(exc).strip() or type(exc).__name__)
+            # Said after the constructor returns, so a caller connecting
+            # errorOccurred right after construction still hears it.
+            detail = str(exc).strip() or type(exc).__name__
+            self._set_no_device(detail)
+            QTimer.singleShot(0, self, lambda: self.errorOccurred.emit(self._device_message()))
         if self._player is not None:
             self._player.deviceError.connect(self._on_device_error)
             self._player.positionChanged.connect(self._on_position)
@@ -230,6 +234,10 @@ class NowPlayingWidget(QWidget):
     def has_audio_output(self) -> bool:
         """False once opening the audio output failed."""
         return self._player is not None and self._no_device is None
+
+    def device_message(self) -> str | None:
+        """``"No audio output device: <reason>."`` once audio output failed, else None."""
+        return None if self._no_device is None else self._device_message()
 
     def current_path(self) -> str | None:
         """The track requested last (decoded or not yet)."""
@@ -433,12 +441,19 @@ class NowPlayingWidget(QWidget):
     def _on_device_error(self, detail: str) -> None:
         if self._no_device is not None:
             return  # said once
+        self._set_no_device(detail)
+        self.errorOccurred.emit(self._device_message())
+
+    def _set_no_device(self, detail: str) -> None:
         self._no_device = detail
-        message = f"No audio output device: {detail.rstrip('.')}."
-        self.device_label.setText(message + " Tracks are shown but cannot be heard.")
+        self.device_label.setText(self._device_message() + " Tracks are shown but cannot be heard.")
         self.device_label.show()
+        if self._player is not None:
+            self._player.stop()
         self._update_transport()
-        self.errorOccurred.emit(message)
+
+    def _device_message(self) -> str:
+        return f"No audio output device: {(self._no_device or '').rstrip('.')}."
 
     @Slot(float)
     def _on_position(self, seconds: float) -> None:

@@ -35,6 +35,11 @@ Typical use (the fit once per refit, the choice once per track)::
     choice = best_excerpt(cache_path, feats.backend_key, relpath, probe, tag="calm")
     player.seek(choice.start_s); status.setText(choice.describe())
 
+or, fitting lazily on the first track asked for (on whichever thread asks)::
+
+    excerpts = TagExcerpts(feats, y.copy(), tag="calm", scores=result.scores)
+    choice = excerpts(relpath, duration=d)
+
 Nothing here imports Qt; :func:`best_excerpt` given a cache *path* opens its
 own reader, so it can run on any thread.
 """
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +67,7 @@ __all__ = [
     "DistilledExcerptProbe",
     "ExcerptChoice",
     "ExcerptFeatures",
+    "TagExcerpts",
     "best_excerpt",
     "excerpt_probe_task",
     "fallback_excerpt",
@@ -435,12 +442,12 @@ def best_excerpt(
     """
     if not tag:
         return fallback_excerpt(duration, why="no tag chosen yet")
-    if probe is None:
-        return fallback_excerpt(duration, why=f"no positive example of {tag} yet", tag=tag)
     if backend_key is None:
         return fallback_excerpt(
             duration, why="the embeddings have no per-excerpt vectors to score", tag=tag
         )
+    if probe is None:
+        return fallback_excerpt(duration, why=f"no positive example of {tag} yet", tag=tag)
     own = not isinstance(cache, EmbeddingCache)
     try:
         handle = EmbeddingCache.open(cache, "r") if own else cache
@@ -477,3 +484,66 @@ def best_excerpt(
         scores,
         float(params.get("patch_seconds", 0.0)),
     )
+
+
+class TagExcerpts:
+    """The excerpt choice for one tag and one refit: fits once, on first use, then chooses.
+
+    Make a new one after every refit (labels or main scores changed) and call
+    it per track; the companion probe is fitted at the first call (a few ms
+    to ~100 ms), on whatever thread makes it (a lock keeps it to one fit), so
+    a widget can call it from its decoding task and the GUI thread never fits.
+
+    Parameters
+    ----------
+    feats : ExcerptFeatures or None
+        From :func:`open_excerpt_features` (None: no patch vectors, every
+        choice is the fallback).
+    y : np.ndarray
+        The tag's labels per ``feats.relpaths`` row (copied here).
+    tag : str or None
+        The tag's name (None: no tag, playback starts at 0).
+    scores : np.ndarray, optional
+        The main probe's probabilities per row (``RefitResult.scores``); when
+        given the companion is distilled from them (recommended).
+    """
+
+    def __init__(
+        self,
+        feats: ExcerptFeatures | None,
+        y: np.ndarray | None,
+        *,
+        tag: str | None,
+        scores: np.ndarray | None = None,
+    ) -> None:
+        self.feats = feats
+        self.tag = tag
+        self._y = None if y is None else np.array(y, copy=True)
+        self._scores = None if scores is None else np.array(scores, copy=True)
+        self._lock = threading.Lock()
+        self._fitted = False
+        self._probe: LinearProbe | DistilledExcerptProbe | None = None
+
+    @property
+    def probe(self) -> LinearProbe | DistilledExcerptProbe | None:
+        """The companion probe (fitted now if it was not yet); None without a positive."""
+        with self._lock:
+            if not self._fitted:
+                if self.feats is not None and self.tag and self._y is not None:
+                    self._probe = fit_excerpt_probe(self.feats.X, self._y, scores=self._scores)
+                self._fitted = True
+            return self._probe
+
+    def __call__(self, relpath: str, *, duration: float | None = None) -> ExcerptChoice:
+        """Where to start ``relpath`` (see :func:`best_excerpt`)."""
+        if self.feats is None:
+            return best_excerpt("", None, relpath, None, tag=self.tag, duration=duration)
+        return best_excerpt(
+            self.feats.cache_path,
+            self.feats.backend_key,
+            relpath,
+            self.probe,
+            tag=self.tag,
+            output=self.feats.output,
+            duration=duration,
+        )
