@@ -318,3 +318,15 @@ def test_a_file_as_destination_is_refused(tmp_path):
     dest.write_text("x")
     with pytest.raises(DemoError, match=r"file\.txt: exists and is not a folder"):
         describe_demo([PACKAGE], dest)
+
+
+@needs_dpkg
+def test_a_truncated_download_is_named_and_nothing_is_left(built_deb, tmp_path):
+    downloads = tmp_path / "debs"
+    downloads.mkdir()
+    cut = downloads / built_deb.name
+    cut.write_bytes(built_deb.read_bytes()[: built_deb.stat().st_size // 2])
+    with pytest.raises(DemoError, match=re.escape(f"{cut}: cannot be unpacked")) as caught:
+        run_task(build_demo_task(tmp_path / "demo", packages=[PACKAGE], downloads=downloads))
+    assert "delete it and try again" in str(caught.value)
+    assert [p.name for p in downloads.iterdir()] == [cut.name]  # no unpacked leftovers

@@ -26,12 +26,14 @@ benchmark corpus builder, ``benchmarks/corpora/debian_game_music.py``.
 from __future__ import annotations
 
 import errno
+import fnmatch
 import json
 import logging
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections import Counter
@@ -66,6 +68,7 @@ __all__ = [
     "read_tags",
     "slug",
     "unpack_deb",
+    "wanted_paths",
 ]
 
 logger = logging.getLogger(__name__)
@@ -477,11 +480,53 @@ def fetch_deb(package: str, downloads: Path) -> Generator[int, None, Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def unpack_deb(deb: Path, target: Path) -> Generator[int, None, Path]:
-    """Task: unpack ``deb`` into ``target`` with ``dpkg-deb -x`` (once).
+class _CountingReader:
+    """A file's ``read`` that counts the bytes read (the progress of a stream)."""
 
-    Yields the bytes unpacked so far; returns ``target``. Unpacks into a
-    temporary sibling and renames it, so an existing ``target`` is complete.
+    def __init__(self, raw):
+        self.raw = raw
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.count += len(data)
+        return data
+
+
+def wanted_paths(package: str) -> list[str]:
+    """Glob patterns of what the demo needs of ``package``: its music folders, its copyright."""
+    return [f"{d}/*" for d in _layout(package).music_dirs] + ["usr/share/doc/*/copyright"]
+
+
+def unpack_deb(
+    deb: Path, target: Path, *, only: Sequence[str] | None = None
+) -> Generator[int, None, Path]:
+    """Task: unpack the regular files of ``deb`` into ``target`` (once).
+
+    ``dpkg-deb --fsys-tarfile`` streams the package's files, which are
+    written as they come, so only the files wanted take disk space.
+
+    Parameters
+    ----------
+    deb : Path
+        The package file.
+    target : Path
+        Where its root goes; an existing ``target`` is taken as complete
+        (unpacking goes to a temporary sibling, renamed at the end).
+    only : sequence of str, optional
+        Glob patterns (``fnmatch``, ``*`` crosses folders) of the paths to
+        write, relative to the package's root, e.g. :func:`wanted_paths`;
+        default every regular file (links and devices are never written).
+
+    Yields
+    ------
+    int
+        Bytes of the package's file tree read so far.
+
+    Raises
+    ------
+    DemoError
+        The file is not a readable package, or the disk is full.
     """
     target = Path(target)
     if target.is_dir():
@@ -489,27 +534,54 @@ def unpack_deb(deb: Path, target: Path) -> Generator[int, None, Path]:
     _need("dpkg-deb")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    proc = None
     try:
-        with tempfile.TemporaryFile(mode="w+") as log:
+        with tempfile.TemporaryFile() as errors:
             proc = subprocess.Popen(
-                ["dpkg-deb", "-x", str(deb), str(tmp)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                ["dpkg-deb", "--fsys-tarfile", str(deb)],
+                stdout=subprocess.PIPE,
+                stderr=errors,
                 stdin=subprocess.DEVNULL,
-                text=True,
             )
-            yield from _wait(proc, lambda: _tree_bytes(tmp))
-            log.seek(0)
-            output = log.read().strip()
-        if proc.returncode != 0:
-            if "No space left" in output:
-                raise DemoError(f"the disk is full: unpacking {deb} into {target.parent} failed")
+            reader = _CountingReader(proc.stdout)
+            broken = ""
+            shown = 0
+            try:
+                with tarfile.open(fileobj=reader, mode="r|") as tar:
+                    for member in tar:
+                        name = PurePosixPath(member.name.removeprefix("./"))
+                        wanted = only is None or any(
+                            fnmatch.fnmatchcase(name.as_posix(), g) for g in only
+                        )
+                        if member.isfile() and wanted and ".." not in name.parts:
+                            dst = tmp.joinpath(*name.parts)
+                            dst.parent.mkdir(parents=True, exist_ok=True)
+                            with tar.extractfile(member) as src, open(dst, "wb") as out:
+                                shutil.copyfileobj(src, out, 1 << 20)
+                        if reader.count - shown >= 1 << 20:  # every MB or so
+                            shown = reader.count
+                            yield shown
+            except tarfile.TarError as exc:
+                broken = str(exc)
+            except OSError as exc:
+                raise _disk_error(exc, tmp) from None
+            proc.stdout.close()
+            proc.wait()
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip()
+        if proc.returncode != 0 or broken:
+            first = (said or broken or f"exit status {proc.returncode}").splitlines()[0]
             raise DemoError(
-                f"{deb}: cannot be unpacked ({output or proc.returncode}); delete it and try again"
+                f"{deb}: cannot be unpacked, it looks damaged or incomplete ({first}); "
+                "delete it and try again"
             )
+        yield reader.count
         os.replace(tmp, target)
         return target
     finally:
+        if proc is not None and proc.poll() is None:  # closed (cancelled) while running
+            proc.kill()
+            proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -892,7 +964,7 @@ def _add_package(
     min_seconds: float,
 ) -> Generator[DemoProgress, None, list[str]]:
     """Unpack one package, move its music into ``dest``, copy its licences."""
-    unpack = unpack_deb(deb, unpacked_dir)
+    unpack = unpack_deb(deb, unpacked_dir, only=wanted_paths(p.name))
     try:
         while True:
             got = next(unpack)
