@@ -285,6 +285,13 @@ class QualityPanel(QWidget):
 
     # -- slots ----------------------------------------------------------------------------
 
+    def set_library(self, lib: LibraryFeatures) -> None:
+        """Use ``lib`` from now on (more tracks embedded); the next result redraws."""
+        self._basis_jobs.cancel()
+        self._figure_jobs.cancel()
+        self._lib = lib
+        self._basis = None
+
     @Slot(str, object, object)
     def set_result(self, tag: str, result: RefitResult, labels: np.ndarray) -> None:
         """Show a refit of ``tag``; a new tag starts a new AP history.

@@ -8,29 +8,35 @@ large type, and the quality readout of the last refit. It is keyboard-first:
 Y / N / S             positive / negative / skip (the selection, if several)
 J / K                 next / previous track of the queue
 1 2 3 4               strategy top / uncertain / diverse / audit
-Space                 play / pause (with a player)
-Left / Right          seek 5 s back / forward (with a player)
+Space                 play / pause (with the player)
+Left / Right          seek 5 s back / forward (with the player)
 Ctrl+Z / Ctrl+Shift+Z undo / redo
 ====================  =============================================
 
 Each label is committed to the project store first, then the local label
 vector is updated and a refit is requested through :class:`LatestOnly`
 (debounced, the newest request wins): the refit runs in the worker pool,
-never on the GUI thread, and its result updates the queue, the quality box,
-the saved probe, and (through :attr:`ReviewPanel.scoresChanged`) the rest of
-the app.
+never on the GUI thread, and its result updates the queue, the quality panel
+(:class:`~tagger_gui.qt.quality_panel.QualityPanel`), the saved probe, and
+(through :attr:`ReviewPanel.scoresChanged`) the rest of the app.
+
+With a :class:`~tagger_gui.qt.now_playing.NowPlayingWidget`, the current
+track is decoded in the pool and played from the part that scores highest
+for the tag (:class:`~tagger_gui.core.fewshot.excerpt.TagExcerpts`, refitted
+with each refit), so the expert hears why it was proposed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -39,17 +45,18 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from tagger_gui.core.errors import TaggerError
 from tagger_gui.core.fewshot.engine import LibraryFeatures, RefitResult, label_snapshot, refit_task
+from tagger_gui.core.fewshot.excerpt import ExcerptFeatures, TagExcerpts
 from tagger_gui.core.fewshot.predict import label_vector
 from tagger_gui.core.fewshot.ranking import STRATEGIES, Ranking, audit_order, rank_audit
-from tagger_gui.core.playback import PlaybackAudio, load_for_playback
 
+from .now_playing import NowPlayingWidget
+from .quality_panel import QualityPanel
 from .worker import LatestOnly, WorkerPool, describe_error
 
 __all__ = ["ReasonRole", "ReviewPanel", "RowRole"]
@@ -69,6 +76,9 @@ POSITION_STATE = "review_position"
 #: The position is saved this long after the last move.
 _POSITION_DELAY_MS = 800
 
+#: QSettings key: play each track as it becomes current.
+AUTOPLAY_KEY = "review/autoplay"
+
 #: Seconds the arrow keys seek.
 SEEK_STEP = 5.0
 
@@ -78,12 +88,6 @@ _STRATEGY_KEYS = {
     Qt.Key.Key_3: 2,
     Qt.Key.Key_4: 3,
 }
-
-
-def _decode_task(path: str, sr: int | None) -> Generator[str, None, tuple[str, PlaybackAudio]]:
-    """Decode one track for the player (a pool task: decoding can take a second)."""
-    yield "decoding"
-    return path, load_for_playback(path, sr=sr)
 
 
 class ReviewPanel(QWidget):
@@ -100,8 +104,13 @@ class ReviewPanel(QWidget):
         Where refits (and track decoding for playback) run.
     parent : QWidget, optional
         The Qt parent.
-    player : Player, optional
-        When given, Space plays / pauses the current track.
+    now_playing : NowPlayingWidget, optional
+        The player shown above the queue; Space plays / pauses, arrows seek.
+    excerpt_features : ExcerptFeatures, optional
+        Track-level patch-model vectors of ``lib.relpaths``
+        (:func:`~tagger_gui.core.fewshot.excerpt.open_excerpt_features`):
+        playback starts at each track's best part for the tag. Without them
+        it starts at the beginning (the middle of long tracks).
     delay_ms : int, optional
         Debounce delay of the refit requests (a burst of labels refits once).
 
@@ -133,14 +142,17 @@ class ReviewPanel(QWidget):
         pool: WorkerPool,
         *,
         parent: QWidget | None = None,
-        player=None,
+        now_playing: NowPlayingWidget | None = None,
+        excerpt_features: ExcerptFeatures | None = None,
         delay_ms: int = 150,
     ) -> None:
         super().__init__(parent)
         self._project = project
         self._lib = lib
         self._pool = pool
-        self._player = player
+        self.now_playing = now_playing
+        self._excerpt_features = excerpt_features
+        self._excerpts: TagExcerpts | None = None
         self._index_library(lib)
         self._tag: str | None = None
         self._result: RefitResult | None = None
@@ -158,10 +170,9 @@ class ReviewPanel(QWidget):
         self._live.result.connect(self._on_result)
         self._live.error.connect(self._on_error)
         self._live.busy.connect(self._on_busy)
-        self._audio = LatestOnly(pool, delay_ms=0, parent=self)
-        self._audio.result.connect(self._on_audio)
-        self._audio.error.connect(self._on_error)
-
+        self.quality_panel = QualityPanel(lib, pool, parent=self)
+        self.quality_panel.thresholdChanged.connect(self.set_threshold)
+        self.quality_panel.errorOccurred.connect(self._report)
         self._build()
 
     # -- layout ---------------------------------------------------------------------------
@@ -176,7 +187,11 @@ class ReviewPanel(QWidget):
         self.threshold_box.setSingleStep(0.05)
         self.threshold_box.setDecimals(2)
         self.threshold_box.setValue(0.5)
+        self.threshold_box.setToolTip(
+            "Tracks scoring above it are predicted to have the tag (also the slider below)"
+        )
         self.threshold_box.valueChanged.connect(self._on_threshold)
+        self.threshold_box.valueChanged.connect(self.quality_panel.set_threshold)
         self.status_label = QLabel()
         controls = QFormLayout()
         controls.addRow("Strategy", self.strategy_box)
@@ -204,19 +219,29 @@ class ReviewPanel(QWidget):
             button.clicked.connect(lambda _=False, v=value: self.label_selection(v))
             buttons.addWidget(button)
 
-        self.quality_box = QTextBrowser()
-        self.quality_box.setMaximumHeight(140)
+        self.autoplay_check = QCheckBox("Play each track from its best part")
+        self.autoplay_check.setChecked(bool(QSettings().value(AUTOPLAY_KEY, True, type=bool)))
+        self.autoplay_check.toggled.connect(lambda on: QSettings().setValue(AUTOPLAY_KEY, on))
+        self.autoplay_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.keys_label = QLabel(
+            "<small>Y yes · N no · S skip · J/K next/previous · Space play · ←/→ seek · "
+            "1-4 strategy · Ctrl+Z undo</small>"
+        )
+        self.keys_label.setWordWrap(True)
 
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(self.title_label)
         layout.addWidget(self.artist_label)
+        if self.now_playing is not None:
+            layout.addWidget(self.now_playing)
+            layout.addWidget(self.autoplay_check)
         layout.addWidget(self.score_label)
         layout.addWidget(self.reason_label)
         layout.addLayout(buttons)
+        layout.addWidget(self.keys_label)
         layout.addWidget(self.queue, 1)
-        layout.addWidget(QLabel("Quality"))
-        layout.addWidget(self.quality_box)
+        layout.addWidget(self.quality_panel, 1)
         layout.addWidget(self.status_label)
 
         # the list and the combo box would eat letter and number keys (keyboard search)
@@ -266,7 +291,15 @@ class ReviewPanel(QWidget):
 
     def quality_text(self) -> str:
         """The quality readout as plain text (what the quality display says)."""
-        return self.quality_box.toPlainText()
+        report = self.quality_panel.report
+        lines = [self.quality_panel.headline_text()]
+        if report is not None:
+            lines += report.lines()
+        return "\n".join(line for line in lines if line)
+
+    def row_of_track(self, track_id: int) -> int:
+        """Library row of a track id (-1 when the track is not embedded)."""
+        return self._row_of.get(int(track_id), -1)
 
     def current_track_id(self) -> int:
         """Track id of the queue's current track, -1 if none."""
@@ -295,7 +328,9 @@ class ReviewPanel(QWidget):
 
     # -- slots ----------------------------------------------------------------------------
 
-    def set_library(self, lib: LibraryFeatures) -> None:
+    def set_library(
+        self, lib: LibraryFeatures, *, excerpt_features: ExcerptFeatures | None = None
+    ) -> None:
         """Rank ``lib`` from now on (more tracks embedded); keeps the tag and the current track.
 
         The refit in flight (on the old library) is dropped and a new one is
@@ -304,7 +339,10 @@ class ReviewPanel(QWidget):
         """
         keep = self.current_track_id()
         self._live.cancel()
+        self._excerpt_features = excerpt_features
+        self._excerpts = None
         self._index_library(lib)
+        self.quality_panel.set_library(lib)
         self._result = None
         self._scores = None
         if self._tag is None:
@@ -348,7 +386,8 @@ class ReviewPanel(QWidget):
             self._y[:] = -1
             self._skipped[:] = False
             self.queue.clear()
-            self.quality_box.clear()
+            self.quality_panel.clear("Choose or create a tag to review.")
+            self._excerpts = None
             self._show_current()
             return
         self._restore_position()
@@ -439,24 +478,38 @@ class ReviewPanel(QWidget):
 
     @Slot()
     def toggle_playback(self) -> None:
-        """Play or pause the current track (Space); decodes it in the pool first if needed."""
-        if self._player is None:
+        """Play or pause the current track (Space); it is decoded in the pool first if needed."""
+        if self.now_playing is None:
             return
         path = self._current_path()
         if path is None:
             return
-        if path == self._loaded_path:
-            self._player.toggle()
-            return
-        sr = self._player.device_samplerate()
-        self._audio.submit(lambda: _decode_task(path, sr))
+        if self.now_playing.current_path() == path:
+            self.now_playing.toggle()
+        else:
+            self._load_current(autoplay=True)
 
     @Slot(float)
     def seek_by(self, seconds: float) -> None:
         """Move the playhead ``seconds`` (negative: back) if the current track is loaded."""
-        if self._player is None or self._loaded_path != self._current_path():
+        if self.now_playing is None or self.now_playing.loaded_path() != self._current_path():
             return
-        self._player.seek(max(0.0, self._player.position() + float(seconds)))
+        self.now_playing.seek_by(float(seconds))
+
+    def _load_current(self, *, autoplay: bool) -> None:
+        """Show the current track in the player, starting at its best part for the tag."""
+        row = self._current_row()
+        if self.now_playing is None or row is None:
+            return
+        relpath = self._lib.relpaths[row]
+        excerpts = self._excerpts
+        choose = None if excerpts is None else (lambda d: excerpts(relpath, duration=d))
+        self.now_playing.set_track(
+            str(self._project.library_root / relpath),
+            title=self._titles[row],
+            autoplay=autoplay,
+            excerpt=choose,
+        )
 
     def shutdown(self) -> None:
         """Save the position, drop pending requests, cancel the refit in flight.
@@ -467,7 +520,9 @@ class ReviewPanel(QWidget):
             self.save_position()
         self._position_timer.stop()
         self._live.cancel()
-        self._audio.cancel()
+        self.quality_panel.shutdown()
+        if self.now_playing is not None:
+            self.now_playing.shutdown()
 
     # -- keyboard -------------------------------------------------------------------------
 
@@ -523,6 +578,8 @@ class ReviewPanel(QWidget):
         if not (self._y == 1).any():
             # a probe needs a positive; until then the queue is the audit order
             self._live.cancel()
+            self._excerpts = None
+            self.quality_panel.clear("Label a track that has the tag (Y) to start the ranking.")
             self._fill_queue()
             return
         y = self._y.copy()  # the request's inputs, captured now
@@ -537,9 +594,12 @@ class ReviewPanel(QWidget):
             return  # a refit of the tag reviewed before
         self._result = result
         self._scores = result.scores
+        if result.snapshot == label_snapshot(self._y):  # else a newer refit is on its way
+            self.quality_panel.set_result(result.tag, result, self._y.copy())
+            self._excerpts = TagExcerpts(
+                self._excerpt_features, self._y, tag=result.tag, scores=result.scores
+            )
         self._fill_queue()
-        lines = result.quality.lines() if result.quality is not None else []
-        self.quality_box.setPlainText("\n".join(lines))
         self._save_probe(result)
         known = self._ids >= 0
         self.scoresChanged.emit(self._ids[known], result.scores[known])
@@ -748,14 +808,5 @@ class ReviewPanel(QWidget):
         )
         self.reason_label.setText(str(item.data(ReasonRole)))
         self.currentTrackChanged.emit(int(self._ids[row]))
-
-    # -- playback -------------------------------------------------------------------------
-
-    @Slot(object)
-    def _on_audio(self, decoded: tuple[str, PlaybackAudio]) -> None:
-        path, audio = decoded
-        if self._player is None or path != self._current_path():
-            return  # the user moved on while it decoded
-        self._player.set_audio(audio.samples, audio.sr)
-        self._loaded_path = path
-        self._player.play()
+        if self.now_playing is not None and self.now_playing.current_path() != self._current_path():
+            self._load_current(autoplay=self.autoplay_check.isChecked())

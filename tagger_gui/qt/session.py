@@ -20,9 +20,12 @@ import time
 
 from PySide6.QtCore import QObject
 
+from tagger_gui.core.cache import EmbeddingCache
 from tagger_gui.core.errors import TaggerError
+from tagger_gui.core.fewshot.excerpt import open_excerpt_features
 from tagger_gui.core.fewshot.predict import project_features
 from tagger_gui.qt.main_window import MainWindow, features_for
+from tagger_gui.qt.now_playing import NowPlayingWidget
 from tagger_gui.qt.review import ReviewPanel
 from tagger_gui.qt.worker import TaskWorker, describe_error
 
@@ -45,17 +48,16 @@ class ReviewSession(QObject):
         The app's window.
     features : str, optional
         Feature choice (default :func:`features_for` the window's backends).
-    panel_factory : callable, optional
-        ``panel_factory(project, lib, pool, parent) -> ReviewPanel``; the app
-        passes one that gives the panel a player.
+    with_player : bool, optional
+        Give the panel a :class:`NowPlayingWidget` (default True).
     """
 
-    def __init__(self, window: MainWindow, *, features: str | None = None, panel_factory=None):
+    def __init__(self, window: MainWindow, *, features: str | None = None, with_player=True):
         super().__init__(window)
         self.window = window
         self.features = features or features_for(window.backends)
         self.panel: ReviewPanel | None = None
-        self._panel_factory = panel_factory
+        self.with_player = bool(with_player)
         self._loader: TaskWorker | None = None
         self._reload_wanted = False  # a load was asked for while one ran
         self._loaded_at = 0.0  # monotonic time of the last load request
@@ -127,12 +129,20 @@ class ReviewSession(QObject):
         def load():
             yield "loading features"
             try:
-                return project_features(project, features=features)
+                lib = project_features(project, features=features)
             except TaggerError as exc:
                 if not quiet:
                     raise
                 logger.info("features not loaded yet: %s", exc)  # nothing embedded yet
                 return None
+            yield "loading excerpt features"
+            try:
+                with EmbeddingCache.open(project.cache_path, mode="r") as cache:
+                    excerpt = open_excerpt_features(cache, lib.relpaths, features=features)
+            except TaggerError as exc:  # playback then starts at the beginning
+                logger.warning("no excerpt choice: %s", exc)
+                excerpt = None
+            return lib, excerpt
 
         worker = TaskWorker(load())
         worker.result.connect(lambda lib: self._on_features(project, lib))
@@ -152,17 +162,29 @@ class ReviewSession(QObject):
             self._reload_wanted = False
             self.load_features(quiet=True)
 
-    def _on_features(self, project, lib) -> None:
-        if lib is None or project is not self.window.project:  # nothing yet, or closed since
+    def _on_features(self, project, loaded) -> None:
+        if loaded is None or project is not self.window.project:  # nothing yet, or closed since
             return
+        lib, excerpt = loaded
         if self.panel is not None:
             if lib.relpaths != self.panel.library.relpaths:
-                self.panel.set_library(lib)
+                self.panel.set_library(lib, excerpt_features=excerpt)
             return
-        if self._panel_factory is not None:
-            panel = self._panel_factory(project, lib, self.window.pool, self.window)
-        else:
-            panel = ReviewPanel(project, lib, self.window.pool, parent=self.window)
+        now_playing = None
+        if self.with_player:
+            now_playing = NowPlayingWidget(self.window.pool)
+            # no audio device is said once in the status bar; the rest keeps working
+            now_playing.errorOccurred.connect(
+                lambda text: self.window.statusBar().showMessage(text, 15_000)
+            )
+        panel = ReviewPanel(
+            project,
+            lib,
+            self.window.pool,
+            parent=self.window,
+            now_playing=now_playing,
+            excerpt_features=excerpt,
+        )
         panel.labelsChanged.connect(self.window.refresh)
         panel.scoresChanged.connect(
             lambda ids, scores: self.window.track_model.set_scores(ids, scores, replace=True)
