@@ -12,7 +12,6 @@ resumes). When the library is ready the dialog emits
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -201,21 +200,20 @@ class DemoDialog(QDialog):
             self.show_error("")
         self.summary_label.setText("Reading the package lists…")
         worker = TaskWorker(_plan_task(self.packages, self.dest, self.downloads))
-        # a weak reference: a closure holding its worker would keep it alive for ever
-        ref = weakref.ref(worker)
-        worker.result.connect(lambda plan: self._on_plan(ref(), plan))
-        worker.error.connect(lambda exc: self._on_plan_error(ref(), exc))
+        # bound methods, not closures: Qt drops the connections if the dialog goes first
+        worker.result.connect(self._on_plan)
+        worker.error.connect(self._on_plan_error)
         self._plan_worker = worker  # only the newest plan is shown
         self.pool.start(worker)
 
-    def _on_plan(self, worker: TaskWorker | None, plan: DemoPlan) -> None:
-        if worker is not self._plan_worker:
+    def _on_plan(self, plan: DemoPlan) -> None:
+        if self.sender() is not self._plan_worker:  # a plan for an earlier destination
             return
         self._plan_worker = None
         self.show_plan(plan)
 
-    def _on_plan_error(self, worker: TaskWorker | None, exc: BaseException) -> None:
-        if worker is not self._plan_worker:
+    def _on_plan_error(self, exc: BaseException) -> None:
+        if self.sender() is not self._plan_worker:
             return
         self._plan_worker = None
         self.summary_label.setText("")

@@ -135,3 +135,17 @@ def test_cancel_when_idle_closes(qtbot, make_dialog, deb):
     wait_for_plan(qtbot, dialog)
     dialog.cancel_button.click()
     assert dialog.result() == QDialog.DialogCode.Rejected and not dialog.isVisible()
+
+
+def test_only_the_newest_destinations_plan_is_shown(qtbot, make_dialog, deb, tmp_path, qapp):
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("x")
+    dialog = make_dialog(deb)
+    dialog.set_destination(not_a_folder)  # its error must not show: superseded at once
+    dialog.set_destination(tmp_path / "other")
+    wait_for_plan(qtbot, dialog)
+    assert dialog.pool.wait_for_workers(TIMEOUT_MS)
+    qapp.processEvents()  # deliver the superseded workers' signals too
+    assert dialog.plan is not None and dialog.plan.dest == tmp_path / "other"
+    assert not dialog.error_label.isVisible()
+    assert dialog.dest_edit.text() == str(tmp_path / "other")
