@@ -13,13 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from PySide6.QtCore import QPoint, QSettings, Qt
 
-from tagger_gui.core.fewshot.excerpt import ExcerptChoice
+from tagger_gui.core.cache import EmbeddingCache
+from tagger_gui.core.embed_job import embed_library
+from tagger_gui.core.fewshot.excerpt import ExcerptChoice, TagExcerpts, open_excerpt_features
+from tagger_gui.core.tasks import run_task
 from tagger_gui.qt.now_playing import VOLUME_KEY, NowPlayingWidget
 from tagger_gui.qt.player import Player
 
-from ..conftest import write_audio
+from ..conftest import music_like, write_audio
+from ..test_excerpt import SR, _noise_bursts
 from .test_player import needs_audio, sounddevice_or_skip
 
 LOAD_MS = 60_000  # the first decode imports librosa (numba compiles on a fresh venv)
@@ -231,3 +236,45 @@ def test_no_device_from_a_real_portaudio_failure_is_said_once(qtbot, make_widget
     assert widget.duration() == pytest.approx(4.0, abs=1e-3)  # decoded at the file's rate
     widget.seek(1.0)
     assert widget.position() == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def embedded_library(tmp_path_factory):
+    """3 noise clips (the tag), 3 music clips, and a music track with noise at 6-12 s, embedded."""
+    root = tmp_path_factory.mktemp("now_playing") / "lib"
+    root.mkdir()
+    for i in range(3):
+        sf.write(root / f"pos{i}.wav", _noise_bursts(6.0, seed=200 + i), SR)
+        sf.write(root / f"neg{i}.wav", music_like(6.0, SR, channels=1, seed=20 + i), SR)
+    planted = music_like(15.0, SR, channels=1, seed=43)
+    planted[6 * SR : 12 * SR] = _noise_bursts(6.0, seed=8)
+    sf.write(root / "planted.wav", planted, SR)
+    run_task(embed_library(root, cache_path=root / ".tagger" / "embeddings.h5", workers=0))
+    return root
+
+
+def test_starts_at_the_best_scoring_excerpt_for_the_tag(qtbot, make_widget, embedded_library):
+    root = embedded_library
+    with EmbeddingCache.open(root / ".tagger" / "embeddings.h5") as cache:
+        feats = open_excerpt_features(cache)
+    y = np.array(
+        [1 if p.startswith("pos") else 0 if p.startswith("neg") else -1 for p in feats.relpaths]
+    )
+    excerpts = TagExcerpts(feats, y, tag="noisy")
+    widget = make_widget()
+    _load(
+        qtbot,
+        widget,
+        root / "planted.wav",
+        autoplay=False,
+        excerpt=lambda duration: excerpts("planted.wav", duration=duration),
+    )
+    choice = widget.choice()
+    assert choice.kind == "best"
+    assert 5.9 <= widget.position() <= 9.0  # the patch at 5.984 s or the one at 8.976 s
+    assert widget.position() == pytest.approx(choice.start_s, abs=1e-3)
+    assert widget.excerpt_label.text() in (
+        "Started at 0:05, the part that scores highest for noisy.",
+        "Started at 0:08, the part that scores highest for noisy.",
+    )
+    assert widget.view.highlight() == (choice.start_s, choice.start_s + 3.0)
