@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from tagger_gui.core.demo import (
+    LAYOUTS,
     MANIFEST,
     DemoError,
     _apt_failure,
@@ -49,9 +50,12 @@ KEPT = 3
 
 
 def make_deb(folder: Path, *, music: bool = True, package: str = PACKAGE) -> Path:
-    """A real .deb of ``package`` in SuperTux's layout, built with dpkg-deb; returns its path."""
+    """A real .deb of ``package``, its music where its layout says; returns its path.
+
+    The music folder must be a plain path (SuperTux's, Frozen-Bubble's).
+    """
     root = folder / f"{package}-root"
-    music_dir = root / "usr/share/games/supertux2/music"
+    music_dir = root / LAYOUTS[package].music_dirs[0]
     if music:
         for i, (rel, seconds, tags) in enumerate(TRACKS):
             path = write_audio(music_dir / rel, seconds, seed=i, channels=1)
@@ -61,8 +65,8 @@ def make_deb(folder: Path, *, music: bool = True, package: str = PACKAGE) -> Pat
                     f[key] = value
                 f.save()
     else:
-        (root / "usr/share/games/supertux2/levels").mkdir(parents=True)
-        (root / "usr/share/games/supertux2/levels/readme.txt").write_text("no music here\n")
+        (root / "usr/share/games/levels").mkdir(parents=True)
+        (root / "usr/share/games/levels/readme.txt").write_text("no music here\n")
     doc = root / f"usr/share/doc/{package}/copyright"
     doc.parent.mkdir(parents=True)
     doc.write_text("Files: data/music/*\nLicense: GPL-2+\n")
@@ -330,3 +334,27 @@ def test_a_truncated_download_is_named_and_nothing_is_left(built_deb, tmp_path):
         run_task(build_demo_task(tmp_path / "demo", packages=[PACKAGE], downloads=downloads))
     assert "delete it and try again" in str(caught.value)
     assert [p.name for p in downloads.iterdir()] == [cut.name]  # no unpacked leftovers
+
+
+@needs_dpkg
+def test_two_packages_one_progress_scale(built_deb, tmp_path):
+    downloads = downloads_with(built_deb, tmp_path / "debs")
+    make_deb(downloads, package="frozen-bubble-data")
+    progress = []
+    task = build_demo_task(
+        tmp_path / "demo", packages=["frozen-bubble-data", PACKAGE], downloads=downloads
+    )
+    report = run_task(task, progress.append)
+    # frozen-bubble has no jingles to leave out: 4 files of 20 s or more
+    assert report.packages == {"frozen-bubble-data": 4, PACKAGE: KEPT}
+    dones = [q.done for q in progress]
+    assert dones == sorted(dones), "progress went backwards"
+    assert {q.total for q in progress} == {progress[0].total}
+    first_tracks = next(q for q in progress if q.package == PACKAGE)
+    assert 0 < first_tracks.done < first_tracks.total
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
+        ".tagger-demo.json",
+        "Frozen-Bubble",
+        "README.txt",
+        "SuperTux Soundtrack",
+    ]

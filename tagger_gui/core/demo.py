@@ -1087,6 +1087,7 @@ def build_demo_task(
             files = yield from _add_package(p, deb, unpacked_dir, dest, base, total, min_seconds)
         finally:
             shutil.rmtree(unpacked_dir, ignore_errors=True)
+        base += p.installed_bytes
         manifest["packages"][p.name] = {
             "fields": {
                 "Package": p.name,
