@@ -138,6 +138,7 @@ class NowPlayingWidget(QWidget):
         self._no_device: str | None = None  # the reason, once audio output failed
         self._path: str | None = None  # the track requested last
         self._loaded: str | None = None  # the track decoded and shown
+        self._failed = False  # the requested track would not decode
         self._autoplay = False  # for the request in flight
         self._position = 0.0  # the playhead when there is no player
         self._duration = 0.0
@@ -249,7 +250,7 @@ class NowPlayingWidget(QWidget):
 
     def is_loading(self) -> bool:
         """True while the requested track is being decoded."""
-        return self._path is not None and self._loaded != self._path
+        return self._path is not None and self._loaded != self._path and not self._failed
 
     def choice(self) -> ExcerptChoice | None:
         """Where the shown track started, and why."""
@@ -310,6 +311,7 @@ class NowPlayingWidget(QWidget):
         path = os.fspath(path)
         self._path = path
         self._loaded = None
+        self._failed = False
         self._choice = None
         self._autoplay = bool(autoplay)
         self._position = 0.0
@@ -431,6 +433,7 @@ class NowPlayingWidget(QWidget):
     def _on_load_error(self, exc: BaseException) -> None:
         path = self._path or ""
         self._loaded = None
+        self._failed = True
         self.view.clear()
         self.excerpt_label.clear()
         self._update_time()

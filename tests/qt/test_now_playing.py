@@ -75,7 +75,10 @@ def test_plays_from_the_given_start_after_decoding_in_the_pool(qtbot, make_widge
     assert widget.time_label.text().endswith("/ 0:04")
     assert widget.play_button.text() == "Pause"
 
-    assert widget.toggle() is False  # Space: pause
+    qtbot.mouseClick(widget.play_button, Qt.MouseButton.LeftButton)  # pause
+    assert widget.state() == "paused" and widget.play_button.text() == "Play"
+    assert widget.toggle() is True  # Space: play again
+    assert widget.toggle() is False  # and pause
     assert widget.state() == "paused"
     paused = widget.position()
     widget.seek_by(-1.0)  # Left arrow
@@ -166,6 +169,7 @@ def test_a_corrupt_file_is_a_plain_message_and_the_widget_keeps_working(
     assert str(tmp_path) not in message and "Traceback" not in message
     assert widget.message_label.text() == message
     assert widget.loaded_path() is None and widget.view.duration() == 0.0
+    assert not widget.is_loading() and widget.toggle() is False
 
     _load(qtbot, widget, track, autoplay=False)
     assert widget.loaded_path() == str(track)
