@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 _BLOCK = 65536
 
@@ -44,14 +45,23 @@ class FeatureSpace(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y=None) -> FeatureSpace:
-        from sklearn.decomposition import PCA
-
         rng = np.random.default_rng(self.random_state)
         rows = (
             np.sort(rng.choice(len(X), self.max_fit_rows, replace=False))
             if len(X) > self.max_fit_rows
             else np.arange(len(X))
         )
+        # One BLAS thread: the fit runs beside the GUI, the library sync and
+        # the embedding job. On the 2-vCPU VM under load, numpy's eigh of the
+        # 1,506 x 1,506 covariance took 5 s with one OpenBLAS thread and 20-27 s
+        # with two (the second spins waiting for a busy core), and the spinning
+        # thread took the CPU from the GUI thread.
+        with threadpool_limits(1):
+            return self._fit(X, rows)
+
+    def _fit(self, X: np.ndarray, rows: np.ndarray) -> FeatureSpace:
+        from sklearn.decomposition import PCA
+
         Z = np.asarray(X[rows], dtype=np.float64)
         self.mean_ = Z.mean(axis=0)
         scale = Z.std(axis=0)
