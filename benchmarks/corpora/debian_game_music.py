@@ -1,8 +1,8 @@
 """A weak-label benchmark corpus of real, freely licensed music from Debian's game soundtracks.
 
 Downloads the packages with ``apt-get download`` (no install, no root needed
-beyond apt's package lists), unpacks them with ``dpkg-deb -x``, takes every
-music file of each package (see ``LAYOUTS``: the package's music folder, files
+beyond apt's package lists), unpacks them (``dpkg-deb --fsys-tarfile``),
+takes every music file of each package (see ``LAYOUTS``: the package's music folder, files
 of at least ``--min-seconds``, minus a short list of jingles) and cuts it into
 consecutive, non-overlapping clips of ``--clip-seconds`` (30 s): mono, 22,050
 Hz, 16-bit FLAC, tagged (title, album, artist, tracknumber) with mutagen::

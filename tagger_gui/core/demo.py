@@ -8,8 +8,9 @@ module
 - says what building the library will download (:func:`describe_demo`:
   packages, versions and sizes from apt's metadata, licences, destination),
 - builds it (:func:`build_demo_task`, a generator task): ``apt-get download``
-  of each package (no install, no root), ``dpkg-deb -x``, then each music
-  file is moved, whole and in its original encoding, to
+  of each package (no install, no root), unpacking of its music folder
+  (streamed from ``dpkg-deb --fsys-tarfile``), then each music file is
+  moved, whole and in its original encoding, to
   ``DEST/<soundtrack>/<title>.<ext>`` and tagged (title, artist, album,
   genre, tracknumber, comment) with mutagen. Each soundtrack folder gets the
   package's copyright file, ``DEST/README.txt`` says what this is.
