@@ -1230,7 +1230,8 @@ class Project:
             gone = [tid for tid, r in vanished.items() if tid not in claimed and r[4] is None]
             report.missing = sorted(vanished[t][1] for t in gone)
             with self._transaction() as conn:
-                self._tracks_changed()
+                if gone:  # (an unchanged library keeps the cached track table)
+                    self._tracks_changed()
                 for chunk in _chunks(gone):
                     marks = _placeholders(len(chunk))
                     sql = f"UPDATE tracks SET missing_since=? WHERE id IN ({marks})"
