@@ -27,6 +27,7 @@ from tagger_gui.core.demo import (
     default_demo_dir,
     demo_folder_in,
     describe_demo,
+    fetch_deb,
     parse_apt_show,
 )
 from tagger_gui.core.tasks import run_task
@@ -161,6 +162,20 @@ def test_describe_demo_from_this_machines_apt_lists(tmp_path):
     assert f"frozen-bubble-data {fb.version}" in text
     assert str(tmp_path / "demo" / "Warzone 2100") in text
     assert "CC-BY-SA" in text
+
+
+@pytest.mark.skipif(not _apt_knows("frozen-bubble-data"), reason="apt lists lack the package")
+def test_no_network_is_said_in_plain_words(tmp_path, monkeypatch):
+    # apt honours the proxy variables: a closed port on this machine is a network that is down
+    for name in ("http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    downloads = tmp_path / "debs"
+    with pytest.raises(DemoError) as caught:
+        run_task(fetch_deb("frozen-bubble-data", downloads))
+    message = str(caught.value)
+    assert message.startswith("could not download frozen-bubble-data: no connection")
+    assert "Could not connect to 127.0.0.1:9" in message  # apt's own words, last line
+    assert list(downloads.iterdir()) == []  # the temporary download folder is gone
 
 
 def test_unknown_package_is_named():
