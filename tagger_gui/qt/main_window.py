@@ -48,6 +48,7 @@ from tagger_gui.core.embed_job import EmbedProgress, EmbedReport, embed_library
 from tagger_gui.core.errors import ProjectError, ProjectLockedError, TaggerError
 from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
 from tagger_gui.core.project.store import Project, SyncProgress, SyncReport, Tag, locate_project
+from tagger_gui.qt.demo_dialog import DemoDialog
 from tagger_gui.qt.export_dialog import ExportDialog
 from tagger_gui.qt.start_page import StartPage, recent_projects, remember_project
 from tagger_gui.qt.tag_model import TagListModel
@@ -222,6 +223,7 @@ class MainWindow(QMainWindow):
         self.start_page = StartPage()
         self.start_page.open_folder_clicked.connect(self.choose_folder)
         self.start_page.recent_chosen.connect(self.open_folder)
+        self.start_page.demo_requested.connect(self.show_demo_dialog)
         self.workspace = self._build_workspace()
         self.pages = QStackedWidget()
         self.pages.addWidget(self.start_page)
@@ -349,6 +351,11 @@ class MainWindow(QMainWindow):
             tags_menu.addAction(action)
         self.rename_tag_action.setEnabled(False)
         self.delete_tag_action.setEnabled(False)
+
+        self.demo_action = QAction("Try a &demo library…", self)
+        self.demo_action.triggered.connect(lambda: self.show_demo_dialog())
+        file_menu.insertAction(self.quit_action, self.demo_action)
+        file_menu.insertSeparator(self.quit_action)
 
         help_menu = self.menuBar().addMenu("&Help")
         self.about_action = QAction("&About Tagger", self)
@@ -800,6 +807,19 @@ class MainWindow(QMainWindow):
         self.project_changed.emit()
         self.statusBar().showMessage(f"Deleted tag {tag.name!r} (Ctrl+Z brings it back)", 8000)
         return True
+
+    # -- the demo library ---------------------------------------------------------------------
+
+    def show_demo_dialog(self, **options) -> DemoDialog:
+        """Start page → Try a demo library…: says what it downloads and where, then opens it.
+
+        ``options`` go to :class:`DemoDialog` (packages, dest, downloads).
+        """
+        dialog = DemoDialog(self.pool, self, **options)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.library_ready.connect(self.open_folder)
+        dialog.open()
+        return dialog
 
     # -- export -------------------------------------------------------------------------------
 

@@ -240,8 +240,8 @@ class ReviewPanel(QWidget):
         layout.addWidget(self.reason_label)
         layout.addLayout(buttons)
         layout.addWidget(self.keys_label)
-        layout.addWidget(self.queue, 1)
-        layout.addWidget(self.quality_panel, 1)
+        layout.addWidget(self.queue, 2)
+        layout.addWidget(self.quality_panel)
         layout.addWidget(self.status_label)
 
         # the list and the combo box would eat letter and number keys (keyboard search)

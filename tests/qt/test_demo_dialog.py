@@ -149,3 +149,30 @@ def test_only_the_newest_destinations_plan_is_shown(qtbot, make_dialog, deb, tmp
     assert dialog.plan is not None and dialog.plan.dest == tmp_path / "other"
     assert not dialog.error_label.isVisible()
     assert dialog.dest_edit.text() == str(tmp_path / "other")
+
+
+def test_the_start_page_button_builds_the_demo_and_opens_it(qtbot, deb, tmp_path):
+    from tagger_gui.qt.main_window import MainWindow
+
+    window = MainWindow(backends=["handcrafted"], workers=0, show_message=lambda t, m: None)
+    qtbot.addWidget(window)
+    shown: list[DemoDialog] = []
+    downloads = downloads_with(deb, tmp_path / "debs")
+    # the button's slot, with a local package instead of the network
+    window.start_page.demo_requested.disconnect(window.show_demo_dialog)
+    window.start_page.demo_requested.connect(
+        lambda: shown.append(
+            window.show_demo_dialog(packages=[PACKAGE], dest=tmp_path / "demo", downloads=downloads)
+        )
+    )
+    try:
+        window.start_page.demo_button.click()
+        assert len(shown) == 1 and shown[0].isVisible()
+        wait_for_plan(qtbot, shown[0])
+        with qtbot.waitSignal(window.embedding_finished, timeout=120_000):
+            shown[0].download_button.click()
+        assert window.project is not None
+        assert window.project.library_root == (tmp_path / "demo").resolve()
+        assert len(window.project.tracks()) == KEPT
+    finally:
+        window.close()
