@@ -161,6 +161,24 @@ def test_tag_excerpts_fits_once_on_the_calling_thread(library):
     assert no_patches.kind == "middle" and "no per-excerpt vectors" in no_patches.reason
 
 
+def test_a_track_embedded_after_the_reader_opened_is_found(library, tmp_path: Path):
+    import shutil
+
+    root = tmp_path / "lib"
+    shutil.copytree(library[0], root)
+    cache_path = root / ".tagger" / "embeddings.h5"
+    with EmbeddingCache.open(cache_path) as cache:
+        feats = open_excerpt_features(cache)
+    excerpts = TagExcerpts(feats, _labels(feats.relpaths), tag="noisy")
+    assert excerpts("late.wav").kind == "start"  # not embedded yet: the fallback
+    late = music_like(12.0, SR, channels=1, seed=77)
+    late[3 * SR : 9 * SR] = _noise_bursts(6.0, seed=9)
+    sf.write(root / "late.wav", late, SR)
+    run_task(embed_library(root, cache_path=cache_path, workers=0))
+    choice = excerpts("late.wav")  # no reader was left open to block the job, and it is found
+    assert choice.kind == "best" and 2.9 <= choice.start_s <= 6.1
+
+
 def test_without_tag_probe_or_patches_playback_starts_by_the_fallback(library):
     _, cache_path, _, _ = library
     with EmbeddingCache.open(cache_path) as cache:

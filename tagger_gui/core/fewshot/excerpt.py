@@ -455,7 +455,14 @@ def best_excerpt(
         return fallback_excerpt(duration, why="the embedding cache cannot be read", tag=tag)
     try:
         try:
-            starts, vectors = handle.load_patches(backend_key, output, relpath)
+            try:
+                starts, vectors = handle.load_patches(backend_key, output, relpath)
+            except CacheError:
+                # An open reader sees the cache as it was when it was opened:
+                # the embedding job may have added the track since.
+                if own or not handle.refresh():
+                    raise
+                starts, vectors = handle.load_patches(backend_key, output, relpath)
             params = handle.backend_info(backend_key).get("params", {})
         except CacheError:
             return fallback_excerpt(duration, why="the track is not embedded yet", tag=tag)
@@ -538,11 +545,17 @@ class TagExcerpts:
         """Where to start ``relpath`` (see :func:`best_excerpt`)."""
         if self.feats is None:
             return best_excerpt("", None, relpath, None, tag=self.tag, duration=duration)
+        probe = self.probe
+        if not self.tag or probe is None:  # no need to open the cache
+            return best_excerpt("", "", relpath, probe, tag=self.tag, duration=duration)
+        # A reader opened per call (~40 ms on a 1,000-track cache), not one kept
+        # open: HDF5 refuses the embedding job's write open while a reader of
+        # this process holds the file.
         return best_excerpt(
             self.feats.cache_path,
             self.feats.backend_key,
             relpath,
-            self.probe,
+            probe,
             tag=self.tag,
             output=self.feats.output,
             duration=duration,
