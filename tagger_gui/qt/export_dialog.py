@@ -105,7 +105,11 @@ class WritebackTableModel(QAbstractTableModel):
     def set_plan(self, plan: WritebackPlan | None) -> None:
         """Show a plan (a dry run), or nothing."""
         self.beginResetModel()
-        self._changes = list(plan.changes) if plan is not None else []
+        # what will change first (then what is skipped, then what is up to date),
+        # so a preview of thousands of files shows its few changes at the top
+        order = {"write": 0, "remove": 0, "skip": 1, "none": 2}
+        changes = list(plan.changes) if plan is not None else []
+        self._changes = sorted(changes, key=lambda ch: order.get(ch.action, 1))
         self._status = {}
         self.endResetModel()
 

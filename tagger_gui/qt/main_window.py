@@ -51,7 +51,7 @@ from tagger_gui.core.project.store import Project, SyncProgress, SyncReport, Tag
 from tagger_gui.qt.demo_dialog import DemoDialog
 from tagger_gui.qt.export_dialog import ExportDialog
 from tagger_gui.qt.start_page import StartPage, recent_projects, remember_project
-from tagger_gui.qt.tag_model import TagListModel
+from tagger_gui.qt.tag_model import TagCountsDelegate, TagListModel
 from tagger_gui.qt.track_model import Column, TrackFilterProxy, TrackTableModel
 from tagger_gui.qt.worker import TaskWorker, WorkerPool, describe_error
 
@@ -241,6 +241,7 @@ class MainWindow(QMainWindow):
         self.tag_view = QListView()
         self.tag_view.setObjectName("tag_view")
         self.tag_view.setModel(self.tag_model)
+        self.tag_view.setItemDelegate(TagCountsDelegate(self.tag_view))
         self.tag_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tag_view.selectionModel().currentChanged.connect(self._on_tag_selected)
         self.tag_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

@@ -40,11 +40,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -229,20 +232,41 @@ class ReviewPanel(QWidget):
         )
         self.keys_label.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
+        # the threshold is set with the quality panel's slider; the box stays for the API
+        self.threshold_box.hide()
+        controls.labelForField(self.threshold_box).hide()
+
+        top = QWidget()
+        layout = QVBoxLayout(top)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
         layout.addWidget(self.title_label)
         layout.addWidget(self.artist_label)
         if self.now_playing is not None:
+            self.now_playing.title_label.hide()  # the panel's title says it, larger
             layout.addWidget(self.now_playing)
             layout.addWidget(self.autoplay_check)
         layout.addWidget(self.score_label)
         layout.addWidget(self.reason_label)
         layout.addLayout(buttons)
         layout.addWidget(self.keys_label)
-        layout.addWidget(self.queue, 2)
-        layout.addWidget(self.quality_panel)
-        layout.addWidget(self.status_label)
+        layout.addWidget(self.queue, 1)
+
+        # the quality panel scrolls rather than squeezing its figures on a small screen
+        quality = QScrollArea()
+        quality.setWidget(self.quality_panel)
+        quality.setWidgetResizable(True)
+        quality.setFrameShape(QFrame.Shape.NoFrame)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(quality)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
+
+        outer = QVBoxLayout(self)
+        outer.addWidget(self.splitter, 1)
+        outer.addWidget(self.status_label)
 
         # the list and the combo box would eat letter and number keys (keyboard search)
         for widget in (self.queue, self.strategy_box):
@@ -578,7 +602,8 @@ class ReviewPanel(QWidget):
         if not (self._y == 1).any():
             # a probe needs a positive; until then the queue is the audit order
             self._live.cancel()
-            self._excerpts = None
+            # no score yet: the start of the track (its middle when long)
+            self._excerpts = TagExcerpts(self._excerpt_features, None, tag=self._tag)
             self.quality_panel.clear("Label a track that has the tag (Y) to start the ranking.")
             self._fill_queue()
             return
@@ -803,10 +828,15 @@ class ReviewPanel(QWidget):
         item = self.queue.currentItem()
         self.title_label.setText(self._titles[row])
         self.artist_label.setText(self._artists[row] or self._lib.relpaths[row])
-        self.score_label.setText(
-            "no score yet" if self._scores is None else f"score {self._scores[row]:.2f}"
-        )
-        self.reason_label.setText(str(item.data(ReasonRole)))
+        reason = str(item.data(ReasonRole))
+        if self._scores is None:
+            self.score_label.setText("no score yet")
+        elif reason.startswith("score"):
+            self.score_label.clear()  # the reason says it
+        else:
+            self.score_label.setText(f"score {self._scores[row]:.2f}")
+        self.score_label.setVisible(bool(self.score_label.text()))
+        self.reason_label.setText(reason)
         self.currentTrackChanged.emit(int(self._ids[row]))
         if self.now_playing is not None and self.now_playing.current_path() != self._current_path():
             self._load_current(autoplay=self.autoplay_check.isChecked())

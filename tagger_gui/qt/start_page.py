@@ -111,7 +111,24 @@ class StartPage(QWidget):
         buttons.addStretch(1)
         layout.addLayout(buttons)
         layout.addWidget(self.message_label)
-        layout.addSpacing(16)
+        how = QLabel(
+            "<ol style='margin-left:0'>"
+            "<li><b>Open a music folder.</b> Each track is analysed once by a pre-trained "
+            "music model, in the background; you can start at once. Nothing is uploaded.</li>"
+            "<li><b>Create a tag</b> (any word that matters to you: “sea shanty”, “8-bit”…) "
+            "and mark a few tracks that have it (<b>Y</b>) and some that do not (<b>N</b>).</li>"
+            "<li>After each mark the rest of the library is <b>ranked</b>; review what it "
+            "proposes, and watch how reliable the tag already is.</li>"
+            "<li><b>Export</b> the tags to a CSV file or into the files' own tags.</li>"
+            "</ol>"
+        )
+        how.setTextFormat(Qt.TextFormat.RichText)
+        how.setWordWrap(True)
+        how.setMaximumWidth(760)
+        self.how_label = how
+        layout.addSpacing(8)
+        layout.addWidget(how)
+        layout.addSpacing(8)
         layout.addWidget(self.recent_label)
         layout.addWidget(self.recent_list, 1)
 

@@ -12,8 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+)
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from tagger_gui.core.project.store import Project, Tag
 
@@ -25,9 +33,11 @@ __all__ = [
     "PositiveCountRole",
     "PredictedCountRole",
     "SkipCountRole",
+    "TagCountsDelegate",
     "TagIdRole",
     "TagListModel",
     "TagRole",
+    "counts_text",
 ]
 
 #: The tag's id (int).
@@ -221,3 +231,50 @@ class TagListModel(QAbstractListModel):
         if predicted is not None:
             lines.append(f"{predicted} predicted positive")
         return "\n".join(lines)
+
+
+class TagCountsDelegate(QStyledItemDelegate):
+    """Draws a tag's counts in small type under its name: ``16 yes · 3 no · 42 predicted``."""
+
+    def _small_font(self, option: QStyleOptionViewItem) -> QFont:
+        font = QFont(option.font)
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
+        return font
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.displayAlignment = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        size = super().sizeHint(option, index)
+        return QSize(size.width(), size.height() + QFontMetrics(self._small_font(option)).height())
+
+    def paint(self, painter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().paint(painter, option, index)
+        text = counts_text(
+            index.data(PositiveCountRole) or 0,
+            index.data(NegativeCountRole) or 0,
+            index.data(PredictedCountRole),
+        )
+        painter.save()
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        role = (
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.PlaceholderText
+        )
+        painter.setPen(option.palette.color(role))
+        painter.setFont(self._small_font(option))
+        indent = 4 + 3 * QFontMetrics(option.font).horizontalAdvance(" ") * (
+            index.data(DepthRole) or 0
+        )
+        rect = option.rect.adjusted(indent, 0, -4, -2)
+        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom
+        painter.drawText(rect, int(align), text)
+        painter.restore()
+
+
+def counts_text(positive: int, negative: int, predicted: int | None) -> str:
+    """The short counts line of a tag, e.g. ``"16 yes · 3 no · 42 predicted"``."""
+    parts = [f"{positive} yes", f"{negative} no"]
+    if predicted is not None:
+        parts.append(f"{predicted} predicted")
+    return " · ".join(parts)
