@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,3 +238,52 @@ def test_space_plays_the_current_track_and_the_arrows_seek(qtbot, project, lib, 
     finally:
         panel.shutdown()
         worker_pool.wait_for_workers(WAIT_MS)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MB file system (tmpfs); needs root and the right to mount."""
+    mnt = tmp_path / "small disk"
+    mnt.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_refuses_the_label_in_plain_words_and_the_panel_keeps_working(
+    qtbot, library, small_disk, worker_pool
+):
+    project = Project.create(small_disk / "project", library)
+    try:
+        run_task(project.sync_library())
+        project.create_tag(TAG)
+        panel = ReviewPanel(project, project_features(project, features="handcrafted"), worker_pool)
+        qtbot.addWidget(panel)
+        panel.set_tag(TAG)
+        # fill the disk to the last byte
+        filler = small_disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 512)
+        os.close(fd)
+        first = panel.current_track_id()
+        with qtbot.waitSignal(panel.errorOccurred, timeout=WAIT_MS) as error:
+            press(qtbot, panel, Qt.Key.Key_Y)
+        assert "disk is full" in error.args[0] and "nothing was changed" in error.args[0]
+        assert labeled_ids(project) == set()
+        assert panel.current_track_id() == first and first in panel.queue_track_ids()
+        # space freed: the same key now works
+        filler.unlink()
+        press(qtbot, panel, Qt.Key.Key_Y)
+        assert labeled_ids(project) == {first}
+        settle(qtbot, panel)
+        panel.shutdown()
+    finally:
+        project.close()

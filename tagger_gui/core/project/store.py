@@ -522,6 +522,11 @@ def _api(method: Callable) -> Callable:
             except sqlite3.ProgrammingError:
                 raise
             except sqlite3.DatabaseError as exc:
+                if "full" in str(exc):  # SQLITE_FULL: the transaction was rolled back
+                    raise ProjectError(
+                        f"{self.db_path}: the disk is full; nothing was changed, and what was "
+                        "saved before is kept (free some space and try again)"
+                    ) from exc
                 raise ProjectError(f"{self.db_path}: database error: {exc}") from exc
 
     return wrapper
