@@ -269,7 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         ("embed_checked", "project: embedding job done"),
         ("review_ready", "project: review panel ready"),
     ):
-        print(f"  {label:34s} {_summary([r[key] for r in proj])}")
+        values = [r[key] for r in proj if key in r]
+        if len(values) < len(proj):  # e.g. the panel was ready before the embedding job ended
+            print(f"  {label:34s} reached in {len(values)} of {len(proj)} runs before the end")
+        if values:
+            print(f"  {label:34s} {_summary(values)}")
     rows = {r["rows"] for r in proj}
     interactive = statistics.median(r["interactive"] for r in proj)
     worst = max(r["interactive"] for r in proj)
