@@ -253,6 +253,18 @@ class MainWindow(QMainWindow):
         tags_layout = QVBoxLayout(tags_panel)
         tags_layout.setContentsMargins(0, 0, 0, 0)
         tags_layout.addWidget(QLabel("Tags"))
+        self.no_tags_label = QLabel(
+            "No tags yet. <b>New tag…</b> (Ctrl+T) makes one: any word that matters to you."
+        )
+        self.no_tags_label.setWordWrap(True)
+        self.no_tags_label.setTextFormat(Qt.TextFormat.RichText)
+        tags_layout.addWidget(self.no_tags_label)
+        for signal in (
+            self.tag_model.modelReset,
+            self.tag_model.rowsInserted,
+            self.tag_model.rowsRemoved,
+        ):
+            signal.connect(lambda *_: self.no_tags_label.setVisible(self.tag_model.rowCount() == 0))
         tags_layout.addWidget(self.tag_view, 1)
         tags_layout.addWidget(self.new_tag_button)
 
