@@ -52,7 +52,7 @@ from tagger_gui.qt.demo_dialog import DemoDialog
 from tagger_gui.qt.export_dialog import ExportDialog
 from tagger_gui.qt.start_page import StartPage, recent_projects, remember_project
 from tagger_gui.qt.tag_model import TagCountsDelegate, TagListModel
-from tagger_gui.qt.track_model import Column, TrackFilterProxy, TrackTableModel
+from tagger_gui.qt.track_model import Column, TrackFilterProxy, TrackIdRole, TrackTableModel
 from tagger_gui.qt.worker import TaskWorker, WorkerPool, describe_error
 
 __all__ = ["DEFAULT_BACKENDS", "MainWindow", "NewTagDialog", "default_workers", "features_for"]
@@ -176,6 +176,7 @@ class MainWindow(QMainWindow):
     project_changed()
         The window changed tags or labels (new tag, undo, redo): other views
         (the review panel) should read the project again.
+
     library_synced(object)
         The track list is up to date: the :class:`SyncReport`.
     embedding_progress(object)
@@ -213,6 +214,9 @@ class MainWindow(QMainWindow):
         self._job_generation = 0
         self._current_tag: Tag | None = None
         self._restoring_tag = False
+        #: ``labeler(track_ids, value) -> bool`` labels for the current tag
+        #: (the review session's panel, so that it refits); None: the window writes.
+        self.labeler: Callable[[list[int], str], bool] | None = None
 
         self.setWindowTitle("Tagger")
         self.track_model = TrackTableModel(parent=self)
@@ -300,6 +304,9 @@ class MainWindow(QMainWindow):
             (Column.LABEL, 100),
         ):
             self.track_view.setColumnWidth(column, width)
+        self.track_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.track_view.customContextMenuRequested.connect(self._track_context_menu)
+        self.track_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         library_panel = QWidget()
         library_layout = QVBoxLayout(library_panel)
         library_layout.setContentsMargins(0, 0, 0, 0)
@@ -819,6 +826,53 @@ class MainWindow(QMainWindow):
         self.refresh()
         self.project_changed.emit()
         self.statusBar().showMessage(f"Deleted tag {tag.name!r} (Ctrl+Z brings it back)", 8000)
+        return True
+
+    # -- labeling from the library table -----------------------------------------------------
+
+    def selected_track_ids(self) -> list[int]:
+        """Track ids of the library table's selected rows (in view order)."""
+        rows = sorted({i.row() for i in self.track_view.selectionModel().selectedRows()})
+        ids = [self.track_proxy.index(r, 0).data(TrackIdRole) for r in rows]
+        return [int(t) for t in ids if t is not None]
+
+    def _track_context_menu(self, pos) -> None:
+        ids = self.selected_track_ids()
+        tag = self._current_tag
+        if not ids or tag is None:
+            return
+        menu = QMenu(self)
+        n = f"{len(ids)} tracks" if len(ids) > 1 else "this track"
+        for text, value in (
+            (f"Yes: {n} have {tag.name!r}", "positive"),
+            (f"No: {n} do not have {tag.name!r}", "negative"),
+            (f"Skip {n} for {tag.name!r}", "skip"),
+        ):
+            menu.addAction(text, lambda v=value: self.label_tracks(ids, v))
+        menu.exec(self.track_view.viewport().mapToGlobal(pos))
+
+    def label_tracks(self, track_ids: Sequence[int], value: str) -> bool:
+        """Label tracks for the current tag (one undo step), e.g. rows found with the search.
+
+        With a review session the panel labels them (so it refits); before
+        one exists (nothing embedded yet) the window writes them itself.
+
+        Parameters
+        ----------
+        track_ids : sequence of int
+        value : {"positive", "negative", "skip"}
+        """
+        tag = self._current_tag
+        if self.project is None or tag is None or not len(track_ids):
+            return False
+        if self.labeler is not None:
+            return self.labeler(list(track_ids), value)
+        try:
+            self.project.set_labels(tag.name, list(track_ids), value)
+        except TaggerError as exc:
+            self.show_message("Cannot label", describe_error(exc))
+            return False
+        self.refresh()
         return True
 
     # -- the demo library ---------------------------------------------------------------------

@@ -445,6 +445,28 @@ class ReviewPanel(QWidget):
             rows = [] if current is None else [current]
         self.label_rows(rows, value)
 
+    def label_track_ids(self, track_ids: Sequence[int], value: str) -> bool:
+        """Label tracks by id (from the library table) for the current tag, as one undo step.
+
+        Tracks not embedded yet are labeled too (the store takes them; the
+        ranking sees them once they are embedded).
+        """
+        if self._tag is None or not len(track_ids):
+            return False
+        rows = [self._row_of[int(t)] for t in track_ids if int(t) in self._row_of]
+        if len(rows) == len(track_ids):
+            return self.label_rows(rows, value)
+        try:
+            self._project.set_labels(self._tag, [int(t) for t in track_ids], value)
+        except TaggerError as exc:
+            self._report(describe_error(exc))
+            return False
+        self._reload_labels()
+        self._fill_queue()
+        self.labelsChanged.emit()
+        self._request_refit()
+        return True
+
     def label_rows(self, rows: Sequence[int], value: str) -> bool:
         """Label library ``rows`` ``value`` for the current tag (one ``set_labels`` call).
 

@@ -192,6 +192,7 @@ class ReviewSession(QObject):
         panel.refitFinished.connect(self._on_refit)
         panel.errorOccurred.connect(lambda text: self.window.show_message("Review", text))
         self.panel = panel
+        self.window.labeler = panel.label_track_ids
         self.window.set_review_widget(panel)
         tag = self.window.current_tag
         panel.set_tag(tag.name if tag is not None else None)
@@ -234,6 +235,7 @@ class ReviewSession(QObject):
             self._loader.cancel()
             self._loader = None
         self._reload_wanted = False
+        self.window.labeler = None
         if self.panel is not None:
             self.panel.shutdown()
             self.panel.setParent(None)

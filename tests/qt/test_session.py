@@ -215,3 +215,30 @@ def test_rename_and_delete_tags_from_the_window(qtbot, tmp_path: Path):
         assert len(window.project.labels("bright").track_id) == 1
     finally:
         window.close()
+
+
+def test_label_rows_found_with_the_search_from_the_library_table(qtbot, tmp_path: Path):
+    root = tmp_path / "Music"
+    _library(root)
+    window = MainWindow(backends=["handcrafted"], workers=0, show_message=lambda t, m: None)
+    qtbot.addWidget(window)
+    session = ReviewSession(window, with_player=False)
+    try:
+        with qtbot.waitSignal(window.embedding_finished, timeout=120_000):
+            window.open_folder(root)
+        qtbot.waitUntil(lambda: session.panel is not None, timeout=60_000)
+        window.new_tag("album two")
+        window.search_edit.setText("album 2/")
+        qtbot.waitUntil(lambda: window.track_proxy.rowCount() == 3, timeout=10_000)
+        window.track_view.selectAll()
+        ids = window.selected_track_ids()
+        assert len(ids) == 3
+        with qtbot.waitSignal(session.panel.refitFinished, timeout=60_000):
+            assert window.label_tracks(ids, "positive")  # what the context menu does
+        assert set(window.project.labels("album two").track_id.tolist()) == set(ids)
+        assert not set(ids) & set(session.panel.queue_track_ids())
+        assert window.tag_model.counts(window.current_tag.id)["positive"] == 3
+        window.undo()  # one undo step for the three
+        assert len(window.project.labels("album two").track_id) == 0
+    finally:
+        window.close()
