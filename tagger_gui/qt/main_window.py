@@ -13,13 +13,14 @@ with :meth:`MainWindow.set_review_widget` and follows the window's signals.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -48,8 +49,6 @@ from tagger_gui.core.embed_job import EmbedProgress, EmbedReport, embed_library
 from tagger_gui.core.errors import ProjectError, ProjectLockedError, TaggerError
 from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
 from tagger_gui.core.project.store import Project, SyncProgress, SyncReport, Tag, locate_project
-from tagger_gui.qt.demo_dialog import DemoDialog
-from tagger_gui.qt.export_dialog import ExportDialog
 from tagger_gui.qt.start_page import StartPage, recent_projects, remember_project
 from tagger_gui.qt.tag_model import TagCountsDelegate, TagListModel
 from tagger_gui.qt.track_model import Column, TrackFilterProxy, TrackIdRole, TrackTableModel
@@ -217,6 +216,7 @@ class MainWindow(QMainWindow):
         #: ``labeler(track_ids, value) -> bool`` labels for the current tag
         #: (the review session's panel, so that it refits); None: the window writes.
         self.labeler: Callable[[list[int], str], bool] | None = None
+        self.last_self_test: str | None = None  # the report of Help → Self-test
 
         self.setWindowTitle("Tagger")
         self.track_model = TrackTableModel(parent=self)
@@ -382,6 +382,10 @@ class MainWindow(QMainWindow):
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
         self.about_action.triggered.connect(self.about)
         help_menu.addAction(self.about_action)
+        self.self_test_action = QAction("&Self-test…", self)
+        self.self_test_action.setToolTip("Check this install: models, worker processes, audio")
+        self.self_test_action.triggered.connect(lambda: self.self_test())
+        help_menu.addAction(self.self_test_action)
         self.update_undo_actions()
 
     def _build_status_bar(self) -> None:
@@ -443,6 +447,48 @@ class MainWindow(QMainWindow):
             "<b>Tagger</b><p>Few-shot tagging of a music library: label a few tracks, "
             "and a model trained on audio embeddings ranks the rest.</p>",
         )
+
+    def self_test(self) -> TaskWorker:
+        """Help → Self-test…: the install's checks in the pool, then a report box.
+
+        The checks are those of ``tagger --self-test`` except the window
+        check, which this running window answers.
+        """
+        report = io.StringIO()
+
+        def task():
+            yield "self-test"
+            from tagger_gui.selftest import run_self_test
+
+            return run_self_test(report, window=False)
+
+        worker = TaskWorker(task())
+        worker.result.connect(lambda status: self._self_test_done(status, report.getvalue()))
+        worker.error.connect(lambda exc: self.show_message("Self-test", describe_error(exc)))
+        self.self_test_action.setEnabled(False)
+        worker.finished.connect(lambda: self.self_test_action.setEnabled(True))
+        self.statusBar().showMessage("Self-test running…")
+        self.pool.start(worker)
+        return worker
+
+    def _self_test_done(self, status: int, text: str) -> None:
+        platform = QGuiApplication.platformName()
+        lines = text.splitlines()
+        lines.insert(-1, f"PASS main window: this one, running (platform {platform})")
+        self.last_self_test = "\n".join(lines)
+        failed = [line for line in lines if line.startswith("FAIL")]
+        self.statusBar().showMessage(lines[-1], 10_000)
+        box = QMessageBox(self)
+        box.setWindowTitle("Self-test")
+        box.setIcon(QMessageBox.Icon.Warning if failed else QMessageBox.Icon.Information)
+        box.setText(
+            f"{len(failed)} check(s) failed:\n\n" + "\n".join(failed)
+            if failed
+            else "All checks passed."
+        )
+        box.setDetailedText(self.last_self_test)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     # -- pages ------------------------------------------------------------------------------
 
@@ -877,11 +923,13 @@ class MainWindow(QMainWindow):
 
     # -- the demo library ---------------------------------------------------------------------
 
-    def show_demo_dialog(self, **options) -> DemoDialog:
+    def show_demo_dialog(self, **options):
         """Start page → Try a demo library…: says what it downloads and where, then opens it.
 
         ``options`` go to :class:`DemoDialog` (packages, dest, downloads).
         """
+        from tagger_gui.qt.demo_dialog import DemoDialog  # imported when first used
+
         dialog = DemoDialog(self.pool, self, **options)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.library_ready.connect(self.open_folder)
@@ -890,10 +938,12 @@ class MainWindow(QMainWindow):
 
     # -- export -------------------------------------------------------------------------------
 
-    def export_tags(self) -> ExportDialog | None:
+    def export_tags(self):
         """File → Export tags…: the CSV / write-back dialog (the same core code as the CLI)."""
         if self.project is None:
             return None
+        from tagger_gui.qt.export_dialog import ExportDialog  # imported when first used
+
         dialog = ExportDialog(
             self.project,
             self.pool,

@@ -22,11 +22,7 @@ from PySide6.QtCore import QObject
 
 from tagger_gui.core.cache import EmbeddingCache
 from tagger_gui.core.errors import TaggerError
-from tagger_gui.core.fewshot.excerpt import open_excerpt_features
-from tagger_gui.core.fewshot.predict import project_features
 from tagger_gui.qt.main_window import MainWindow, features_for
-from tagger_gui.qt.now_playing import NowPlayingWidget
-from tagger_gui.qt.review import ReviewPanel
 from tagger_gui.qt.worker import TaskWorker, describe_error
 
 __all__ = ["ReviewSession", "features_for"]
@@ -56,7 +52,7 @@ class ReviewSession(QObject):
         super().__init__(window)
         self.window = window
         self.features = features or features_for(window.backends)
-        self.panel: ReviewPanel | None = None
+        self.panel = None  # the ReviewPanel, once features are loaded
         self.with_player = bool(with_player)
         self._loader: TaskWorker | None = None
         self._reload_wanted = False  # a load was asked for while one ran
@@ -128,6 +124,10 @@ class ReviewSession(QObject):
 
         def load():
             yield "loading features"
+            # imported here (scikit-learn, scipy): the window shows before they load
+            from tagger_gui.core.fewshot.excerpt import open_excerpt_features
+            from tagger_gui.core.fewshot.predict import project_features
+
             try:
                 lib = project_features(project, features=features)
             except TaggerError as exc:
@@ -170,6 +170,9 @@ class ReviewSession(QObject):
             if lib.relpaths != self.panel.library.relpaths:
                 self.panel.set_library(lib, excerpt_features=excerpt)
             return
+        from tagger_gui.qt.now_playing import NowPlayingWidget
+        from tagger_gui.qt.review import ReviewPanel
+
         now_playing = None
         if self.with_player:
             now_playing = NowPlayingWidget(self.window.pool)

@@ -274,3 +274,17 @@ def test_review_widget_goes_in_the_review_area(qtbot, make_window):
     assert not window.review_area.isHidden()
     assert second.parent() is window.review_area and first.parent() is None
     first.deleteLater()
+
+
+def test_help_self_test_runs_in_the_pool_and_reports(qtbot, make_window):
+    window = make_window()
+    worker = window.self_test()
+    assert not window.self_test_action.isEnabled()  # one at a time
+    with qtbot.waitSignal(worker.finished, timeout=300_000):
+        pass
+    report = window.last_self_test
+    assert report is not None
+    assert "PASS backend musicnn-msd" in report and "PASS worker process" in report
+    assert "PASS main window: this one, running" in report
+    assert report.splitlines()[-1] == "self-test: all checks passed"
+    assert window.self_test_action.isEnabled()
