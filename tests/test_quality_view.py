@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -9,12 +11,16 @@ from tagger_gui.core.fewshot.engine import DEFAULT_PROBE, LibraryFeatures, refit
 from tagger_gui.core.fewshot.quality import QualityReport, assess, wilson
 from tagger_gui.core.fewshot.quality_view import (
     MIN_LABELS,
+    MIN_PLOT_SIZE,
     ApHistory,
+    PlotStyle,
     ThresholdBasis,
     figure_rows,
     figures_at,
     figures_from_report,
     headline,
+    plot_task,
+    render_plot,
     score_histogram,
     threshold_basis,
     threshold_task,
@@ -311,3 +317,81 @@ def test_figure_rows_say_why_a_figure_is_missing_and_give_intervals(labeled, ref
     # before the basis arrives the recall is not known yet, and says so
     partial = {row.key: row.value for row in figure_rows(q, figures_from_report(q))}
     assert partial["recall"] == "\u2026" and partial["precision"] == rows["precision"]
+
+
+# -- the plot --------------------------------------------------------------------------------
+
+
+def _history(n: int = 3) -> tuple[np.ndarray, ...]:
+    x = np.arange(n, dtype=float) * 10 + 20
+    return x, np.linspace(0.5, 0.7, n), np.linspace(0.4, 0.6, n), np.linspace(0.6, 0.8, n)
+
+
+@pytest.fixture(scope="module")
+def hist():
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.beta(1, 8, 9000), rng.beta(6, 2, 1000)])
+    labels = np.full(len(scores), -1)
+    labels[:30], labels[-20:] = 0, 1
+    return score_histogram(scores, labels)
+
+
+def test_render_plot_gives_device_pixels_and_the_histogram_box_in_logical_pixels(hist):
+    one = render_plot(hist, _history(), width=440, height=180)
+    two = render_plot(hist, _history(), width=440, height=180, scale=2.0)
+    assert one.rgba.shape == (180, 440, 4) and one.rgba.dtype == np.uint8
+    assert two.rgba.shape == (360, 880, 4) and two.size == one.size == (440, 180)
+    # the same layout at any scale: text keeps its size in points
+    np.testing.assert_allclose(two.hist_box, one.hist_box, atol=0.5)
+    left, top, right, bottom = one.hist_box
+    assert 0 < left < right < 440 * 0.75 and 0 < top < bottom < 180
+    assert one.xlim == (0.0, 1.0)
+    assert one.x_of(0.0) == pytest.approx(left) and one.x_of(1.0) == pytest.approx(right)
+    assert one.score_at(one.x_of(0.37)) == pytest.approx(0.37)
+    assert one.score_at(-50) == 0.0 and one.score_at(1000) == 1.0
+    assert one.in_histogram(one.x_of(0.5), (top + bottom) / 2)
+    assert not one.in_histogram(430, (top + bottom) / 2)  # the AP history
+    # the theme's background around the axes, the scores' grey inside
+    assert tuple(one.rgba[2, 2, :3]) == (0xEF, 0xEF, 0xEF)
+    assert (np.abs(one.rgba[..., :3].astype(int) - 185).max(axis=-1) <= 8).sum() > 1000
+
+
+def test_render_plot_draws_what_it_is_given(hist):
+    empty = render_plot(None, _history(0), width=300, height=150)
+    full = render_plot(hist, _history(), width=300, height=150)
+    dark = render_plot(
+        hist, _history(), width=300, height=150, style=PlotStyle("#202020", "#101010", "#ffffff")
+    )
+    assert not np.array_equal(empty.rgba, full.rgba)
+    assert tuple(dark.rgba[2, 2, :3]) == (0x20, 0x20, 0x20)
+    # smaller than the minimum: rendered at the minimum
+    assert render_plot(None, _history(0), width=10, height=10).size == MIN_PLOT_SIZE
+
+
+def test_render_plot_is_safe_in_threads_and_leaves_rcparams_alone(hist):
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    serial = render_plot(hist, _history(), width=320, height=160)
+    with ThreadPoolExecutor(max_workers=3) as ex:
+        images = list(
+            ex.map(lambda _: render_plot(hist, _history(), width=320, height=160), range(6))
+        )
+    for image in images:
+        assert np.array_equal(image.rgba, serial.rgba)
+    assert dict(matplotlib.rcParams) == before
+
+
+def test_plot_task_bins_then_renders_and_refuses_bad_input(hist):
+    rng = np.random.default_rng(1)
+    scores, labels = rng.random(500), np.full(500, -1)
+    task = plot_task(scores, labels, _history(2), width=300, height=150)
+    assert next(task) == "binned"
+    image = run_task(task)
+    assert image.size == (300, 150)
+    with pytest.raises(ValueError, match="scale must be positive"):
+        render_plot(hist, _history(), width=300, height=150, scale=0)
+    with pytest.raises(ValueError, match="differ in length: 3, 2, 3, 3"):
+        render_plot(
+            hist, (np.zeros(3), np.zeros(2), np.zeros(3), np.zeros(3)), width=300, height=150
+        )

@@ -1,13 +1,15 @@
-"""QualityPanel over real refits: verdict and figures, the threshold slider, the AP history."""
+"""QualityPanel over real refits: verdict and figures, threshold slider, plot, AP history."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from matplotlib.backend_bases import MouseEvent
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor
 
 from tagger_gui.core.fewshot import quality_view
 from tagger_gui.core.fewshot.engine import LibraryFeatures, RefitResult, refit_task
@@ -72,12 +74,43 @@ def basis_threads(monkeypatch) -> list[tuple[bool, str]]:
     return calls
 
 
+@dataclass
+class PlotCall:
+    """One plot the panel rendered: in which thread, of what."""
+
+    thread: str
+    has_scores: bool
+    history_points: int
+    width: int
+
+
+@pytest.fixture
+def plot_calls(monkeypatch) -> list[PlotCall]:
+    """Each plot task the panel runs, observed from inside the worker thread."""
+    calls: list[PlotCall] = []
+
+    def recorded(scores, labels, history, **kwargs):
+        calls.append(
+            PlotCall(
+                threading.current_thread().name,
+                scores is not None,
+                len(history[0]),
+                kwargs["width"],
+            )
+        )
+        return (yield from quality_view.plot_task(scores, labels, history, **kwargs))
+
+    monkeypatch.setattr("tagger_gui.qt.quality_panel.plot_task", recorded)
+    return calls
+
+
 @pytest.fixture
 def panel(qtbot, library, worker_pool) -> Iterator[QualityPanel]:
     lib, _ = library
     panel = QualityPanel(lib, worker_pool)
     qtbot.addWidget(panel)
     panel.resize(400, 520)
+    panel.show()  # the plot is rendered only while it is visible
     yield panel
     panel.shutdown()
     worker_pool.wait_for_workers(WAIT_MS)
@@ -124,17 +157,12 @@ def test_moving_the_slider_recomputes_the_threshold_figures_without_refitting(
     y, result = first
     panel.set_result(TAG, result, y)
     settle(qtbot, panel)
-    qtbot.wait(50)  # lets the full draw that set_result asked for run
     before = panel.figures
     emitted: list[float] = []
     panel.thresholdChanged.connect(emitted.append)
-    full_draws: list[object] = []
-    panel.canvas.mpl_connect("draw_event", full_draws.append)
     with qtbot.waitSignal(panel.figuresChanged, timeout=WAIT_MS) as blocker:
         panel.slider.setValue(80)  # as a keyboard step or a click on the groove does
     settle(qtbot, panel)
-    qtbot.wait(50)  # a full draw, had one been requested, would run in this time
-    assert full_draws == []  # the threshold line was blitted over the last full draw
     after = blocker.args[0]
     assert emitted == [0.8] and panel.threshold_label.text() == "0.80"
     assert after.threshold == 0.8 and after.n_above < before.n_above
@@ -182,29 +210,97 @@ def test_set_threshold_recomputes_without_emitting(qtbot, panel, first):
     assert emitted == [] and panel.figures.threshold == 0.99
 
 
+def orange_columns(panel: QualityPanel) -> list[int]:
+    """The columns of the grabbed plot where the threshold's orange line is painted."""
+    image = panel.plot.grab().toImage()
+    _, top, _, bottom = panel.plot.image.hist_box
+    y = int((top + bottom) / 2)
+    scale = image.devicePixelRatio()
+    orange = QColor(quality_view.THRESHOLD_COLOUR)
+    return [
+        int(x / scale)
+        for x in range(image.width())
+        if _close(image.pixelColor(x, int(y * scale)), orange)
+    ]
+
+
+def _close(a: QColor, b: QColor, tol: int = 40) -> bool:
+    return all(abs(u - v) <= tol for u, v in zip(a.getRgb()[:3], b.getRgb()[:3], strict=True))
+
+
+def test_the_plot_is_rendered_in_the_pool_and_a_slider_move_only_repaints_it(
+    qtbot, panel, first, plot_calls
+):
+    y, result = first
+    settle(qtbot, panel)
+    empty = panel.plot.image
+    assert empty is not None and plot_calls[-1].has_scores is False
+    del plot_calls[:]
+    panel.set_result(TAG, result, y)
+    settle(qtbot, panel)
+    image = panel.plot.image
+    assert image is not empty and not np.array_equal(image.rgba, empty.rgba)
+    assert len(plot_calls) == 1 and plot_calls[0].has_scores
+    assert plot_calls[0].thread != threading.main_thread().name
+    assert plot_calls[0].history_points == 1
+    # the picture fills the widget, in device pixels
+    scale = panel.plot.devicePixelRatioF()
+    width, height = panel.plot.width(), panel.plot.height()
+    assert image.size == (width, height) and image.rgba.shape[:2] == (
+        round(height * scale),
+        round(width * scale),
+    )
+    x = orange_columns(panel)
+    assert x and abs(np.mean(x) - image.x_of(0.5)) <= 2
+
+    panel.slider.setValue(80)
+    settle(qtbot, panel)
+    assert plot_calls[1:] == []  # no re-rendering: the line is painted over the picture
+    assert panel.plot.image is image and panel.plot.threshold == 0.8
+    x = orange_columns(panel)
+    assert x and abs(np.mean(x) - image.x_of(0.8)) <= 2
+
+
 def test_a_click_on_the_histogram_moves_the_threshold(qtbot, panel, first):
     y, result = first
     panel.set_result(TAG, result, y)
     settle(qtbot, panel)
     emitted: list[float] = []
     panel.thresholdChanged.connect(emitted.append)
-    panel.canvas.draw()
-    ax = panel.hist_ax
-    _, ymid = ax.transAxes.transform((0.5, 0.5))
-    x, _ = ax.transData.transform((0.7, 1.0))
-    MouseEvent("button_press_event", panel.canvas, x, ymid, button=1)._process()
-    x2, _ = ax.transData.transform((0.25, 1.0))
-    MouseEvent("motion_notify_event", panel.canvas, x2, ymid, button=1)._process()
-    assert emitted == []
-    MouseEvent("button_release_event", panel.canvas, x2, ymid, button=1)._process()
+    image = panel.plot.image
+    _, top, _, bottom = image.hist_box
+    ymid = int((top + bottom) / 2)
+    left = Qt.MouseButton.LeftButton
+    qtbot.mousePress(panel.plot, left, pos=QPoint(round(image.x_of(0.7)), ymid))
+    assert panel.threshold == pytest.approx(0.7, abs=0.011)
+    qtbot.mouseMove(panel.plot, QPoint(round(image.x_of(0.25)), ymid))
+    assert emitted == []  # a drag: one signal, at the release
+    qtbot.mouseRelease(panel.plot, left, pos=QPoint(round(image.x_of(0.25)), ymid))
     assert emitted == [pytest.approx(0.25, abs=0.011)]
-    assert panel.threshold == emitted[0]
-    assert panel._threshold_line.get_xdata()[0] == panel.threshold
+    assert panel.threshold == emitted[0] == panel.plot.threshold
     settle(qtbot, panel)
     assert panel.figures.threshold == panel.threshold
+    # outside the histogram (on the AP history) a click does nothing
+    qtbot.mouseClick(panel.plot, left, pos=QPoint(panel.plot.width() - 30, ymid))
+    assert emitted == [panel.threshold]
 
 
-def test_the_history_grows_with_refits_of_a_tag_and_restarts_with_another(qtbot, panel, library):
+def test_a_resize_renders_the_plot_again_once_at_the_new_size(qtbot, panel, first, plot_calls):
+    y, result = first
+    panel.set_result(TAG, result, y)
+    settle(qtbot, panel)
+    del plot_calls[:]
+    for width in (420, 450, 480):  # a window edge dragged
+        panel.resize(width, 520)
+    qtbot.waitUntil(lambda: panel.plot.image.size[0] == panel.plot.width(), timeout=WAIT_MS)
+    settle(qtbot, panel)
+    assert [call.width for call in plot_calls] == [panel.plot.width()]
+    assert panel.plot.width() > 400 - 20
+
+
+def test_the_history_grows_with_refits_of_a_tag_and_restarts_with_another(
+    qtbot, panel, library, plot_calls
+):
     lib, Y = library
     previous = None
     for k in (6, 10, 14):
@@ -220,17 +316,17 @@ def test_the_history_grows_with_refits_of_a_tag_and_restarts_with_another(qtbot,
     expected = figures_at(threshold_basis(lib.X, y, result.scores, tag=TAG), panel.threshold)
     assert panel.figures == expected
     assert panel.figure_text("stability") != "after the next refit"
-    lines = panel.history_ax.get_lines()
-    assert len(lines) == 1 and len(lines[0].get_xdata()) == 3
+    # the plot shown is the last refit's, with its three points
+    assert plot_calls[-1].history_points == 3 and plot_calls[-1].has_scores
 
     y1 = labels_for(Y, 1, audit=20, positives=8, negatives=8)
     panel.set_result("tag1", refit(lib, y1, tag="tag1"), y1)
     settle(qtbot, panel)
     assert panel.history.tag == "tag1" and len(panel.history) == 1
-    assert len(panel.history_ax.get_lines()[0].get_xdata()) == 1
+    assert plot_calls[-1].history_points == 1
 
 
-def test_few_labels_say_so_and_clear_forgets_everything(qtbot, panel, library):
+def test_few_labels_say_so_and_clear_forgets_everything(qtbot, panel, library, plot_calls):
     lib, Y = library
     y = labels_for(Y, 0, audit=0, positives=3, negatives=1)
     panel.set_result(TAG, refit(lib, y), y)
@@ -240,7 +336,9 @@ def test_few_labels_say_so_and_clear_forgets_everything(qtbot, panel, library):
     panel.clear("Label a track that has the tag to start.")
     assert panel.headline_text() == "Label a track that has the tag to start."
     assert set(shown(panel).values()) == {"\u2014"}
-    assert panel.tag is None and len(panel.history) == 0 and not panel.is_busy
+    assert panel.tag is None and len(panel.history) == 0
+    settle(qtbot, panel)  # the empty plot is rendered
+    assert plot_calls[-1].has_scores is False and plot_calls[-1].history_points == 0
 
 
 def test_labels_of_another_library_are_refused(panel, first):

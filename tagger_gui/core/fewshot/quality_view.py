@@ -53,9 +53,12 @@ from tagger_gui.core.fewshot.ranking import audit_order, audit_prefix
 __all__ = [
     "MAX_CI_WIDTH",
     "MIN_LABELS",
+    "MIN_PLOT_SIZE",
     "ApHistory",
     "FigureRow",
     "Headline",
+    "PlotImage",
+    "PlotStyle",
     "ScoreHistogram",
     "ThresholdBasis",
     "ThresholdFigures",
@@ -63,6 +66,8 @@ __all__ = [
     "figures_at",
     "figures_from_report",
     "headline",
+    "plot_task",
+    "render_plot",
     "score_histogram",
     "threshold_basis",
     "threshold_task",
@@ -458,6 +463,294 @@ class ApHistory:
             np.asarray(self.low, dtype=np.float64),
             np.asarray(self.high, dtype=np.float64),
         )
+
+
+# -- the plot, rendered off the GUI thread ---------------------------------------------
+
+#: Colours of the plot (the headline's verdict colours, dark enough on light and dark themes).
+POSITIVE_COLOUR = "#1b7a2f"
+NEGATIVE_COLOUR = "#b3261e"
+UNLABELED_COLOUR = "#8a8a8a"
+THRESHOLD_COLOUR = "#d07000"
+#: Share of the histogram's height under a count of 1, where the label rugs are drawn.
+_RUG_STRIP = 0.18
+#: Margins of the plot in points (room for the tick labels), whatever its size.
+_MARGINS = {"left": 22, "right": 9, "bottom": 23, "top": 11, "gap": 28}
+#: Width of the histogram against the AP history.
+_WIDTH_RATIO = 2.3
+#: Font size of every text in the plot, in points.
+_FONT_SIZE = 7
+#: Smallest plot rendered, in logical pixels (a narrower widget shows it clipped).
+MIN_PLOT_SIZE = (120, 60)
+
+
+@dataclass(frozen=True)
+class PlotStyle:
+    """The theme's colours the plot is drawn in (hex strings such as ``"#ffffff"``).
+
+    Attributes
+    ----------
+    face : str
+        Around the axes (the window's background).
+    base : str
+        Inside the axes (the background of views and text fields).
+    text : str
+        Text, ticks and the axes' frames.
+    """
+
+    face: str = "#efefef"
+    base: str = "#ffffff"
+    text: str = "#000000"
+
+
+@dataclass(frozen=True)
+class PlotImage:
+    """A rendered plot and where its histogram lies, to draw and click the threshold on.
+
+    Attributes
+    ----------
+    rgba : ndarray (height * scale, width * scale, 4) of uint8
+        The picture in device pixels, rows top to bottom, RGBA.
+    scale : float
+        Device pixels per logical pixel (the screen's device pixel ratio).
+    hist_box : tuple of float
+        ``(left, top, right, bottom)`` of the histogram's axes in logical
+        pixels from the picture's top-left corner.
+    xlim : tuple of float
+        The scores at the histogram's left and right edges.
+    """
+
+    rgba: np.ndarray
+    scale: float
+    hist_box: tuple[float, float, float, float]
+    xlim: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in logical pixels."""
+        height, width = self.rgba.shape[:2]
+        return round(width / self.scale), round(height / self.scale)
+
+    def x_of(self, score: float) -> float:
+        """The logical x of ``score`` on the histogram."""
+        left, _, right, _ = self.hist_box
+        low, high = self.xlim
+        return left + (float(score) - low) / (high - low) * (right - left)
+
+    def score_at(self, x: float) -> float:
+        """The score at logical x on the histogram, clipped to its x limits."""
+        left, _, right, _ = self.hist_box
+        low, high = self.xlim
+        if right <= left:
+            return low
+        return float(np.clip(low + (float(x) - left) / (right - left) * (high - low), low, high))
+
+    def in_histogram(self, x: float, y: float) -> bool:
+        """Whether the logical point ``(x, y)`` lies on the histogram's axes."""
+        left, top, right, bottom = self.hist_box
+        return left <= x <= right and top <= y <= bottom
+
+
+def _count_label(value: float, _pos: int) -> str:
+    """Plain tick labels of the log count axis: 1, 10, 100, 1k, 10k."""
+    if value < 1:
+        return ""
+    return f"{value / 1000:.0f}k" if value >= 1000 else f"{value:.0f}"
+
+
+def _style_axes(ax, style: PlotStyle) -> None:
+    # every style is set on the artists: rcParams are global, and this runs in worker threads
+    ax.set_facecolor(style.base)
+    for spine in ax.spines.values():
+        spine.set_edgecolor(style.text)
+        spine.set_linewidth(0.8)
+    ax.tick_params(which="both", labelsize=_FONT_SIZE, colors=style.text, pad=1)
+    ax.tick_params(which="major", length=2, width=0.8)
+    ax.tick_params(which="minor", length=1)
+
+
+def _label_axes(ax, title: str, xlabel: str, style: PlotStyle) -> None:
+    ax.set_title(title, fontsize=_FONT_SIZE, pad=2, color=style.text)
+    ax.set_xlabel(xlabel, fontsize=_FONT_SIZE, labelpad=1, color=style.text)
+
+
+def _draw_histogram(ax, hist: ScoreHistogram | None, style: PlotStyle) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    _style_axes(ax, style)
+    _label_axes(ax, "unlabeled tracks by score", "score", style)
+    ax.set_xlim(0, 1)
+    if hist is None:
+        ax.yaxis.set_visible(False)
+        ax.text(
+            0.5,
+            0.55,
+            "no scores yet",
+            ha="center",
+            color=UNLABELED_COLOUR,
+            fontsize=_FONT_SIZE,
+            transform=ax.transAxes,
+        )
+        return
+    counts = hist.unlabeled.astype(float)
+    top = max(2.0, counts.max() * 2)
+    # the bottom strip of the axes (below a count of 1) is kept for the rugs
+    bottom = top ** (-_RUG_STRIP / (1 - _RUG_STRIP))
+    ax.set_yscale("log")
+    ax.stairs(
+        np.maximum(counts, bottom),
+        hist.edges,
+        baseline=bottom,
+        fill=True,
+        color=UNLABELED_COLOUR,
+        alpha=0.6,
+        lw=0,
+    )
+    ax.set_ylim(bottom, top)
+    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=5))
+    ax.yaxis.set_major_formatter(FuncFormatter(_count_label))
+    ax.yaxis.set_minor_locator(NullLocator())  # many artists for little information
+    xt = ax.get_xaxis_transform()
+    # the rugs: "no" labels on the lowest strip, "yes" labels just above them
+    ax.vlines(hist.negative_scores, 0.01, 0.08, transform=xt, color=NEGATIVE_COLOUR, lw=0.8)
+    ax.vlines(hist.positive_scores, 0.09, 0.16, transform=xt, color=POSITIVE_COLOUR, lw=0.8)
+
+
+def _draw_history(ax, history: tuple[np.ndarray, ...], style: PlotStyle) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    _style_axes(ax, style)
+    _label_axes(ax, "ranking quality (AP)", "labels", style)
+    ax.set_ylim(0, 1.02)
+    n, ap, low, high = (np.asarray(a, dtype=np.float64) for a in history)
+    if len(n) == 0:
+        ax.set_xlim(0, 1)
+        ax.xaxis.set_visible(False)
+        ax.text(
+            0.5,
+            0.5,
+            "grows as\nyou label",
+            ha="center",
+            va="center",
+            color=UNLABELED_COLOUR,
+            fontsize=_FONT_SIZE,
+            transform=ax.transAxes,
+        )
+        return
+    band = ~np.isnan(low)
+    if band.any():
+        x, lo, hi = n[band], low[band], high[band]
+        if len(x) == 1:  # one point: its interval as a short bar, not a line of no width
+            x, lo, hi = x[0] + np.array([-0.3, 0.3]), np.repeat(lo, 2), np.repeat(hi, 2)
+        ax.fill_between(x, lo, hi, color=POSITIVE_COLOUR, alpha=0.2, lw=0)
+    ax.plot(n, ap, color=POSITIVE_COLOUR, lw=1.2, marker="o", ms=2.5)
+    # at least 4 labels wide, so the integer tick locator finds integers to show
+    pad = max(0.05 * (n[-1] - n[0]), (4 - (n[-1] - n[0])) / 2, 0.5)
+    ax.set_xlim(n[0] - pad, n[-1] + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+
+
+def render_plot(
+    hist: ScoreHistogram | None,
+    history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    *,
+    width: int,
+    height: int,
+    scale: float = 1.0,
+    style: PlotStyle | None = None,
+) -> PlotImage:
+    """Draw the score histogram and the AP history into an RGBA picture, without Qt.
+
+    Each call makes its own matplotlib ``Figure`` on an Agg canvas (no
+    pyplot, no rcParams changed), so calls may run in worker threads, one
+    figure per thread. The threshold is left out: the panel draws it over the
+    picture, so moving it does not re-render.
+
+    Parameters
+    ----------
+    hist : ScoreHistogram or None
+        The scores to plot (None: an empty histogram saying "no scores yet").
+    history : tuple of ndarray
+        ``(n_labels, ap, low, high)`` as :meth:`ApHistory.arrays` gives them.
+    width, height : int
+        The picture's size in logical pixels (at least :data:`MIN_PLOT_SIZE`).
+    scale : float, optional
+        Device pixels per logical pixel; the picture has ``scale`` times as
+        many pixels each way and its text stays the same size in points.
+    style : PlotStyle, optional
+        The theme's colours.
+
+    Returns
+    -------
+    PlotImage
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not positive or ``history``'s arrays differ in length.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not scale > 0:
+        raise ValueError(f"render_plot: scale must be positive, not {scale}")
+    if len({len(a) for a in history}) > 1:
+        raise ValueError(
+            "render_plot: the history's arrays differ in length: "
+            + ", ".join(str(len(a)) for a in history)
+        )
+    style = style or PlotStyle()
+    width, height = max(int(width), MIN_PLOT_SIZE[0]), max(int(height), MIN_PLOT_SIZE[1])
+    # 100 dots per inch at scale 1: the figure is width x height logical pixels, and
+    # a point is the same share of it at any scale
+    dpi = 100.0 * scale
+    figure = Figure(figsize=(width / 100, height / 100), dpi=dpi, facecolor=style.face)
+    canvas = FigureCanvasAgg(figure)
+    # no layout engine: constrained layout re-measures every text on every draw (it
+    # doubled the draw time); the margins are fixed in points instead
+    w_pt, h_pt = width * 0.72, height * 0.72
+    m = _MARGINS
+    axes_w = w_pt - m["left"] - m["right"] - m["gap"]
+    hist_w = axes_w * _WIDTH_RATIO / (_WIDTH_RATIO + 1)
+    axes_h = h_pt - m["bottom"] - m["top"]
+    hist_ax = figure.add_axes((m["left"] / w_pt, m["bottom"] / h_pt, hist_w / w_pt, axes_h / h_pt))
+    history_ax = figure.add_axes(
+        (
+            (m["left"] + hist_w + m["gap"]) / w_pt,
+            m["bottom"] / h_pt,
+            (axes_w - hist_w) / w_pt,
+            axes_h / h_pt,
+        )
+    )
+    _draw_histogram(hist_ax, hist, style)
+    _draw_history(history_ax, history, style)
+    canvas.draw()
+    rgba = np.array(canvas.buffer_rgba(), dtype=np.uint8, copy=True)
+    x0, y0, x1, y1 = hist_ax.bbox.extents  # device pixels, origin bottom-left
+    rows = rgba.shape[0]
+    box = (x0 / scale, (rows - y1) / scale, x1 / scale, (rows - y0) / scale)
+    return PlotImage(rgba=rgba, scale=float(scale), hist_box=box, xlim=hist_ax.get_xlim())
+
+
+def plot_task(
+    scores: np.ndarray | None,
+    labels: np.ndarray | None,
+    history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    *,
+    width: int,
+    height: int,
+    scale: float = 1.0,
+    style: PlotStyle | None = None,
+) -> Generator[str, None, PlotImage]:
+    """Bin the scores (:func:`score_histogram`) and render the plot; a generator task.
+
+    Give ``scores`` and ``labels`` of one refit, or neither for an empty
+    histogram. Yields ``"binned"`` between the two steps, so a newer request
+    can stop it there; returns the :func:`render_plot` picture.
+    """
+    hist = None if scores is None else score_histogram(scores, labels)
+    yield "binned"
+    return render_plot(hist, history, width=width, height=height, scale=scale, style=style)
 
 
 # -- words ---------------------------------------------------------------------------------
