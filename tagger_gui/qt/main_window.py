@@ -48,10 +48,17 @@ from PySide6.QtWidgets import (
 from tagger_gui.core.embed_job import EmbedProgress, EmbedReport, embed_library
 from tagger_gui.core.errors import ProjectError, ProjectLockedError, TaggerError
 from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
-from tagger_gui.core.project.store import Project, SyncProgress, SyncReport, Tag, locate_project
+from tagger_gui.core.project.store import (
+    Project,
+    SyncProgress,
+    SyncReport,
+    Tag,
+    TrackTable,
+    locate_project,
+)
 from tagger_gui.qt.start_page import StartPage, recent_projects, remember_project
 from tagger_gui.qt.tag_model import TagCountsDelegate, TagListModel
-from tagger_gui.qt.track_model import Column, TrackFilterProxy, TrackIdRole, TrackTableModel
+from tagger_gui.qt.track_model import Column, TrackIdRole, TrackTableModel, search_texts
 from tagger_gui.qt.worker import TaskWorker, WorkerPool, describe_error
 
 __all__ = ["DEFAULT_BACKENDS", "MainWindow", "NewTagDialog", "default_workers", "features_for"]
@@ -219,9 +226,11 @@ class MainWindow(QMainWindow):
         self.last_self_test: str | None = None  # the report of Help → Self-test
 
         self.setWindowTitle("Tagger")
+        # The model sorts and filters itself (numpy); there is no proxy model.
         self.track_model = TrackTableModel(parent=self)
-        self.track_proxy = TrackFilterProxy(self)
-        self.track_proxy.setSourceModel(self.track_model)
+        #: The same object as :attr:`track_model` (what the view shows), under
+        #: the name older code and the benchmarks use.
+        self.track_proxy = self.track_model
         self.tag_model = TagListModel(parent=self)
 
         self.start_page = StartPage()
@@ -284,7 +293,7 @@ class MainWindow(QMainWindow):
         self.search_edit.textChanged.connect(self._search_timer.start)
         self.track_view = QTableView()
         self.track_view.setObjectName("track_view")
-        self.track_view.setModel(self.track_proxy)
+        self.track_view.setModel(self.track_model)
         self.track_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.track_view.setAlternatingRowColors(True)
         self.track_view.verticalHeader().hide()
@@ -557,14 +566,13 @@ class MainWindow(QMainWindow):
         remember_project(project.library_root)
         self.setWindowTitle(f"{project.library_root.name} — Tagger")
         self.start_page.show_message("")
-        self.track_model.set_tracks(project.tracks())
         self.tag_model.refresh(project)
         self._restore_current_tag()
         self.update_undo_actions()
         self.pages.setCurrentWidget(self.workspace)
         self.export_action.setEnabled(True)
         self.project_opened.emit(project)
-        self._start_sync()
+        self._start_reading_tracks()
         return True
 
     def _same_project(self, path: Path) -> bool:
@@ -660,6 +668,28 @@ class MainWindow(QMainWindow):
             self.embedding_finished.emit(None)
         self.statusBar().showMessage(f"The {what} was cancelled; what was done is kept.", 10_000)
 
+    def _start_reading_tracks(self) -> None:
+        # The first read of the track table takes 0.3-1 s for 100,000 tracks:
+        # a job, so the window stays live; the sync starts once the table is in.
+        self.job_label.setText("Reading the library…")
+        project, generation = self.project, self._job_generation
+        worker = self._run(
+            _read_tracks(project), lambda _p: None, self._on_tracks_read, "reading of the library"
+        )
+
+        def cancelled() -> None:  # Cancel: show the tracks anyway, but do not sync
+            if generation == self._job_generation and self.project is project:
+                self._on_tracks_read(_read_tracks_now(project), then_sync=False)
+
+        worker.cancelled.connect(cancelled)
+
+    def _on_tracks_read(self, result: tuple, *, then_sync: bool = True) -> None:
+        table, texts = result
+        self.track_model.set_tracks(table, search_texts=texts)
+        self._load_current_labels(clear_scores=False)
+        if then_sync:
+            self._start_sync()
+
     def _start_sync(self) -> None:
         self.job_label.setText("Reading the library…")
         self._run(self.project.sync_library(), self._on_sync_progress, self._on_synced, "sync")
@@ -675,8 +705,9 @@ class MainWindow(QMainWindow):
 
     def _on_synced(self, report: SyncReport) -> None:
         self._job_ended()
-        self.track_model.set_tracks(self.project.tracks())
-        self._load_current_labels()
+        if _sync_changed_tracks(report):  # otherwise the table shown is up to date
+            self.track_model.set_tracks(self.project.tracks())  # keeps the scores
+            self._load_current_labels(clear_scores=False)
         self.library_synced.emit(report)
         if report.problems:
             first = ", ".join(f"{path} ({reason})" for path, reason in report.problems[:3])
@@ -743,7 +774,7 @@ class MainWindow(QMainWindow):
     def _set_current_tag(self, tag: Tag | None) -> None:
         if tag == self._current_tag:
             return
-        self._current_tag = tag
+        previous, self._current_tag = self._current_tag, tag
         self.rename_tag_action.setEnabled(tag is not None)
         self.delete_tag_action.setEnabled(tag is not None)
         if self.project is not None and not self._restoring_tag:
@@ -751,7 +782,9 @@ class MainWindow(QMainWindow):
                 self.project.set_state(CURRENT_TAG_STATE, None if tag is None else tag.name)
             except TaggerError as exc:  # e.g. a full disk: the tag is still selected
                 self.show_message("Cannot save the current tag", describe_error(exc))
-        self._load_current_labels()
+        # a renamed or recoloured tag keeps its scores
+        another = previous is None or tag is None or previous.id != tag.id
+        self._load_current_labels(clear_scores=another)
         self.current_tag_changed.emit(tag)
 
     def _restore_current_tag(self) -> None:
@@ -761,9 +794,11 @@ class MainWindow(QMainWindow):
         finally:
             self._restoring_tag = False
 
-    def _load_current_labels(self) -> None:
+    def _load_current_labels(self, *, clear_scores: bool) -> None:
+        """Show the current tag's labels (only the rows whose label changed are updated)."""
         tag, project = self._current_tag, self.project
-        self.track_model.clear_scores()
+        if clear_scores or tag is None or project is None:
+            self.track_model.clear_scores()
         if tag is None or project is None:
             self.track_model.clear_labels()
             return
@@ -879,7 +914,7 @@ class MainWindow(QMainWindow):
     def selected_track_ids(self) -> list[int]:
         """Track ids of the library table's selected rows (in view order)."""
         rows = sorted({i.row() for i in self.track_view.selectionModel().selectedRows()})
-        ids = [self.track_proxy.index(r, 0).data(TrackIdRole) for r in rows]
+        ids = [self.track_model.index(r, 0).data(TrackIdRole) for r in rows]
         return [int(t) for t in ids if t is not None]
 
     def _track_context_menu(self, pos) -> None:
@@ -960,7 +995,7 @@ class MainWindow(QMainWindow):
     def _on_files_rewritten(self, _outcome) -> None:
         if self.project is not None:
             self.track_model.set_tracks(self.project.tracks())
-            self._load_current_labels()
+            self._load_current_labels(clear_scores=False)
 
     # -- undo, redo, refresh ----------------------------------------------------------------
 
@@ -1005,8 +1040,8 @@ class MainWindow(QMainWindow):
                 self.tag_view.setCurrentIndex(self.tag_model.index(row))
             if tag != self._current_tag:  # renamed or recoloured
                 self._set_current_tag(tag)
-            else:
-                self._load_current_labels()
+            else:  # new labels: the scores stay until the refit replaces them
+                self._load_current_labels(clear_scores=False)
         else:  # the tag is gone (an undone creation)
             self.select_tag(None)
         self.update_undo_actions()
@@ -1024,4 +1059,21 @@ class MainWindow(QMainWindow):
     # -- search -----------------------------------------------------------------------------
 
     def _apply_search(self) -> None:
-        self.track_proxy.set_search(self.search_edit.text())
+        self.track_model.set_search(self.search_edit.text())
+
+
+def _read_tracks(project: Project):
+    """A task: :func:`_read_tracks_now` in a worker (see ``_start_reading_tracks``)."""
+    yield None
+    return _read_tracks_now(project)
+
+
+def _read_tracks_now(project: Project) -> tuple[TrackTable, list[str]]:
+    """The project's track table and its search texts."""
+    table = project.tracks()
+    return table, search_texts(table)
+
+
+def _sync_changed_tracks(report: SyncReport) -> bool:
+    """Whether a sync added, changed, moved, lost or found back any track."""
+    return bool(report.added or report.updated or report.moved or report.missing or report.returned)

@@ -5,20 +5,16 @@ lists :meth:`Project.tracks` already built) and two arrays of its own, the
 current tag's scores and labels. Nothing is built per row: ``data()`` indexes
 those arrays, so 100,000 tracks cost what their columns cost.
 
-Sorting happens in the source model (:meth:`TrackTableModel.sort`: a numpy
-sort over the column, 15-30 ms for 100,000 scores, about 70 ms for titles)
-rather than in :class:`QSortFilterProxyModel`, whose comparison sort would
-call the Python ``data()`` twice per comparison (millions of calls for
-100,000 rows, seconds of frozen UI). :class:`TrackFilterProxy` forwards
-``sort()`` to the source and only filters; its filter is a numpy mask, so it
-never formats a cell.
-
-What remains: after a re-sort or a filter change, ``QSortFilterProxyModel``
-maps its rows again and calls ``filterAcceptsRow`` once per row, a Python
-call of 2-4 us, so 0.2-0.6 s for 100,000 rows on the 2-core development VM.
-There is no batch form of that call. The proxy turns on dynamic filtering
-(a refilter over each ``dataChanged`` range) only while a label or score
-filter is set, so new scores and labels cost nothing there otherwise.
+Sorting and filtering happen in the model too, with numpy: the rows shown
+are one array of table indices (the sort order with the filter mask
+applied), so a sort or a search is a numpy computation and one layout change
+that the view handles in C++. There is no ``QSortFilterProxyModel``: its
+comparison sort calls the Python ``data()`` twice per comparison, and after
+any layout change it maps every row again through a Python
+``filterAcceptsRow`` call (0.2-0.6 s for 100,000 rows idle, several seconds
+under load). Measured on the 2-core development VM, 100,000 tracks with a
+view: a score sort about 40 ms, a search 20-50 ms (the first one also folds
+the text, 30-50 ms, unless :func:`search_texts` came with the tracks).
 """
 
 from __future__ import annotations
@@ -29,12 +25,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import (
-    QAbstractItemModel,
     QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
 )
 from PySide6.QtGui import QColor
@@ -50,11 +44,11 @@ __all__ = [
     "LabelRole",
     "ScoreRole",
     "SortRole",
-    "TrackFilterProxy",
     "TrackIdRole",
     "TrackTableModel",
     "fold_text",
     "format_duration",
+    "search_texts",
 ]
 
 #: The track's id (int).
@@ -154,7 +148,7 @@ def _empty_table() -> TrackTable:
 
 
 class TrackTableModel(QAbstractTableModel):
-    """The tracks of a project, with the current tag's scores and labels.
+    """The tracks of a project, with the current tag's scores and labels, sorted and filtered.
 
     Parameters
     ----------
@@ -163,18 +157,29 @@ class TrackTableModel(QAbstractTableModel):
     parent : QObject, optional
     resort_on_change : bool, keyword-only
         When rows are sorted by score (or label), new scores (labels) sort
-        them again, as a dynamic ``QSortFilterProxyModel`` would. Each re-sort
-        is a layout change that a filter proxy above maps again (about 0.2 s
-        for 100,000 rows); the app can turn it off (the attribute of the same
+        them again, as a dynamic ``QSortFilterProxyModel`` would (one layout
+        change per call). The app can turn it off (the attribute of the same
         name) and call :meth:`sort` itself when it suits it.
 
     Notes
     -----
-    Rows follow the table (track id order) until :meth:`sort` reorders them;
-    a view row maps to a table index through one permutation array.
+    The rows shown are one array of table indices (:attr:`visible_indices`):
+    the sort order (:meth:`sort`) with the filters applied
+    (:meth:`set_search`, :meth:`set_label_filter`, :meth:`set_min_score`).
+    Both are computed with numpy, and a change of either is one
+    ``layoutAboutToBeChanged`` / ``layoutChanged`` pair in which persistent
+    indexes (a view's selection and current row) follow their tracks, or
+    become invalid when their track is filtered out.
+
     Scores and labels are arrays in table order: NaN for no score,
-    :data:`NO_LABEL` for no label.
+    :data:`NO_LABEL` for no label. Only the rows whose value changed are
+    announced (``dataChanged``); while a label (score) filter is set, new
+    labels (scores) filter the rows again.
     """
+
+    #: dataChanged ranges emitted for a scattered change before falling back
+    #: to one range from the first to the last changed row.
+    MAX_CHANGED_RANGES = 32
 
     def __init__(
         self,
@@ -188,15 +193,23 @@ class TrackTableModel(QAbstractTableModel):
         self._table = _empty_table()
         self._scores = np.zeros(0, dtype=np.float64)
         self._labels = np.zeros(0, dtype=np.int8)
-        self._order: np.ndarray | None = None  # view row -> table index
-        self._rank: np.ndarray | None = None  # table index -> view row
+        self._order: np.ndarray | None = None  # sort order (table indices), None: table order
+        self._visible: np.ndarray | None = None  # view row -> table index; None: identity
+        self._rank: np.ndarray | None = None  # table index -> view row (-1: hidden)
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
+        self._text_orders: dict[tuple[int, bool], np.ndarray] = {}  # text sorts of this table
         self._generation = 0
+        # filters
+        self._words: tuple[str, ...] = ()
+        self._label: int | None = None
+        self._min_score: float | None = None
+        self._word_masks: dict[str, np.ndarray] = {}  # per search word, for this table
+        self._haystack: list[str] | None = None  # folded "title artist album path" per track
         if table is not None:
             self.set_tracks(table)
 
-    # -- what the proxy and the app read ----------------------------------------------------
+    # -- what the app reads -----------------------------------------------------------------
 
     @property
     def table(self) -> TrackTable:
@@ -219,9 +232,11 @@ class TrackTableModel(QAbstractTableModel):
         return self._generation
 
     @property
-    def order(self) -> np.ndarray | None:
-        """View row -> table index, or None while rows are in table order."""
-        return self._order
+    def visible_indices(self) -> np.ndarray:
+        """Table index of each row shown, in view order (sorted and filtered). Read only."""
+        if self._visible is None:
+            return np.arange(len(self._table), dtype=np.int64)
+        return self._visible
 
     def sort_column(self) -> int:
         """The column rows are sorted by (-1: table order)."""
@@ -236,31 +251,121 @@ class TrackTableModel(QAbstractTableModel):
         return int(self._table.id[self._table_index(row)])
 
     def row_of(self, track_id: int) -> int:
-        """The row showing ``track_id``, -1 if it is not in the table."""
+        """The row showing ``track_id``, -1 if it is not in the table or filtered out."""
         i = int(self._table.rows_of([track_id])[0])
         if i < 0 or self._rank is None:
             return i
         return int(self._rank[i])
 
     def _table_index(self, row: int) -> int:
-        return row if self._order is None else int(self._order[row])
+        return row if self._visible is None else int(self._visible[row])
 
-    def _rows_of_indices(self, indices: np.ndarray) -> np.ndarray:
-        return indices if self._rank is None else self._rank[indices]
+    # -- filters ----------------------------------------------------------------------------
+
+    def search(self) -> str:
+        """The current search words, joined by spaces."""
+        return " ".join(self._words)
+
+    def set_search(self, text: str) -> None:
+        """Show only tracks whose title, artist, album or path hold every word of ``text``.
+
+        Parameters
+        ----------
+        text : str
+            Case and accents are ignored; empty shows every track.
+        """
+        words = tuple(fold_text(text).split())
+        if words != self._words:
+            self._words = words
+            self._relayout()
+
+    def label_filter(self) -> int | None:
+        """The label code tracks must have, or None."""
+        return self._label
+
+    def set_label_filter(self, code: int | None) -> None:
+        """Show only tracks with label ``code`` (None: any label or none).
+
+        Parameters
+        ----------
+        code : int or None
+            :data:`POSITIVE`, :data:`NEGATIVE`, :data:`SKIP` or :data:`NO_LABEL`.
+        """
+        if code is not None and code not in (POSITIVE, NEGATIVE, SKIP, NO_LABEL):
+            raise ValueError(f"unknown label code {code}")
+        if code != self._label:
+            self._label = code
+            self._relayout()
+
+    def min_score(self) -> float | None:
+        """The lowest score shown, or None."""
+        return self._min_score
+
+    def set_min_score(self, value: float | None) -> None:
+        """Show only tracks scored at least ``value`` (None: every track, scored or not).
+
+        Parameters
+        ----------
+        value : float or None
+        """
+        value = None if value is None else float(value)
+        if value != self._min_score:
+            self._min_score = value
+            self._relayout()
+
+    def _filter_mask(self) -> np.ndarray | None:
+        """Tracks that pass every filter (table order); None: all of them."""
+        mask = None
+        for word in self._words:
+            m = self._word_mask(word)
+            mask = m if mask is None else mask & m
+        if self._label is not None:
+            m = self._labels == self._label
+            mask = m if mask is None else mask & m
+        if self._min_score is not None:
+            with np.errstate(invalid="ignore"):
+                m = self._scores >= self._min_score  # NaN (no score) fails
+            mask = m if mask is None else mask & m
+        return mask
+
+    def _word_mask(self, word: str) -> np.ndarray:
+        """Tracks whose folded text holds ``word``, remembered for the burst of keys."""
+        mask = self._word_masks.get(word)
+        if mask is None:
+            if self._haystack is None:
+                self._haystack = search_texts(self._table)
+            # A word typed one key further only narrows the previous one's tracks.
+            shorter = max((w for w in self._word_masks if w in word), key=len, default=None)
+            if shorter is None:
+                mask = np.array([word in h for h in self._haystack], dtype=bool)
+            else:
+                haystack = self._haystack
+                mask = np.zeros(len(haystack), dtype=bool)
+                candidates = np.flatnonzero(self._word_masks[shorter])
+                mask[candidates] = [word in haystack[i] for i in candidates.tolist()]
+            if len(self._word_masks) > 64:
+                self._word_masks.clear()
+            self._word_masks[word] = mask
+        return mask
 
     # -- changes ----------------------------------------------------------------------------
 
-    def set_tracks(self, table: TrackTable) -> None:
+    def set_tracks(self, table: TrackTable, *, search_texts: list[str] | None = None) -> None:
         """Show ``table`` (a model reset).
 
         Scores and labels of tracks that are still in the table are kept, so
         a library sync does not blank the current tag's column; the sort
-        column is applied again.
+        column and the filters are applied again.
 
         Parameters
         ----------
         table : TrackTable
+        search_texts : list of str, optional, keyword-only
+            :func:`search_texts` of ``table`` if it was computed elsewhere (a
+            worker); otherwise the first search computes it.
         """
+        if search_texts is not None and len(search_texts) != len(table):
+            raise ValueError(f"{len(search_texts)} search texts for {len(table)} tracks")
         rows = table.rows_of(self._table.id) if len(self._table) else np.zeros(0, np.int64)
         kept = rows >= 0
         scores = np.full(len(table), np.nan)
@@ -271,9 +376,13 @@ class TrackTableModel(QAbstractTableModel):
         self._table = table
         self._scores = scores
         self._labels = labels
-        self._order = self._rank = None
+        self._text_orders = {}
+        self._word_masks = {}
+        self._haystack = search_texts
+        self._order = None
         if self._sort_column >= 0:
-            self._apply_order(self._sort_keys_order(self._sort_column, self._sort_order))
+            self._order = self._sort_keys_order(self._sort_column, self._sort_order)
+        self._set_visible(self._combine(self._order, self._filter_mask()))
         self._generation += 1
         self.endResetModel()
 
@@ -286,9 +395,10 @@ class TrackTableModel(QAbstractTableModel):
     ) -> None:
         """Set the current tag's scores of some tracks.
 
-        Emits one ``dataChanged`` over the Score column (roles Display, Score,
-        Sort); when rows are sorted by score they are sorted again
-        (unless ``resort_on_change`` is off).
+        Emits ``dataChanged`` over the Score column of the rows whose score
+        changed (roles Display, Score, Sort); when rows are sorted by score
+        they are sorted again (unless ``resort_on_change`` is off), and a
+        score filter is applied again, in one layout change.
 
         Parameters
         ----------
@@ -305,15 +415,17 @@ class TrackTableModel(QAbstractTableModel):
             raise ValueError(f"{len(ids)} track ids but {len(values)} scores")
         indices = self._table.rows_of(ids)
         found = indices >= 0
-        if replace:
-            self._scores[:] = np.nan
-        self._scores[indices[found]] = values[found]
-        self._changed(Column.SCORE, indices[found], everything=replace)
+        new = np.full(len(self._table), np.nan) if replace else self._scores.copy()
+        new[indices[found]] = values[found]
+        old = self._scores
+        with np.errstate(invalid="ignore"):
+            same = (new == old) | (np.isnan(new) & np.isnan(old))
+        self._scores = new
+        self._changed(Column.SCORE, np.flatnonzero(~same))
 
     def clear_scores(self) -> None:
         """Remove every score (no tag, or a tag without a model yet)."""
-        self._scores[:] = np.nan
-        self._changed(Column.SCORE, np.zeros(0, np.int64), everything=True)
+        self.set_scores([], [], replace=True)
 
     def set_labels(
         self,
@@ -324,8 +436,9 @@ class TrackTableModel(QAbstractTableModel):
     ) -> None:
         """Set the current tag's labels of some tracks.
 
-        Emits one ``dataChanged`` over the Label column (roles Display,
-        Foreground, Label, Sort).
+        Emits ``dataChanged`` over the Label column of the rows whose label
+        changed (roles Display, Foreground, Label, Sort); a label sort or
+        filter is applied again in one layout change.
 
         Parameters
         ----------
@@ -335,8 +448,9 @@ class TrackTableModel(QAbstractTableModel):
             Label codes: :data:`POSITIVE`, :data:`NEGATIVE`, :data:`SKIP`,
             :data:`NO_LABEL` (``TagLabels.value`` can be passed as is).
         replace : bool, keyword-only
-            Every other track becomes unlabelled (the labels of a new tag:
-            ``set_labels(lab.track_id, lab.value, replace=True)``).
+            Every other track becomes unlabelled (the labels of a tag read
+            again: ``set_labels(lab.track_id, lab.value, replace=True)``);
+            only the tracks whose label differs are announced.
         """
         ids = np.asarray(track_ids, dtype=np.int64)
         codes = np.asarray(values, dtype=np.int8)
@@ -347,36 +461,53 @@ class TrackTableModel(QAbstractTableModel):
             raise ValueError(f"unknown label code {int(codes[bad][0])}")
         indices = self._table.rows_of(ids)
         found = indices >= 0
-        if replace:
-            self._labels[:] = NO_LABEL
-        self._labels[indices[found]] = codes[found]
-        self._changed(Column.LABEL, indices[found], everything=replace)
+        new = np.full(len(self._table), NO_LABEL, dtype=np.int8) if replace else self._labels.copy()
+        new[indices[found]] = codes[found]
+        changed = np.flatnonzero(new != self._labels)
+        self._labels = new
+        self._changed(Column.LABEL, changed)
 
     def clear_labels(self) -> None:
         """Every track unlabelled."""
-        self._labels[:] = NO_LABEL
-        self._changed(Column.LABEL, np.zeros(0, np.int64), everything=True)
+        self.set_labels([], [], replace=True)
 
-    def _changed(self, column: Column, indices: np.ndarray, *, everything: bool) -> None:
-        """One ``dataChanged`` over the rows of ``indices`` (table order) in ``column``."""
+    def _changed(self, column: Column, indices: np.ndarray) -> None:
+        """Announce new values of the tracks ``indices`` (table order) in ``column``.
+
+        ``dataChanged`` over each run of consecutive visible rows (one range
+        from the first to the last once there are more than
+        :attr:`MAX_CHANGED_RANGES`), then one layout change if the sort or a
+        filter depends on the column.
+        """
         self._generation += 1
-        if len(self._table) == 0:
+        if not len(indices):
             return
-        if everything:
-            top, bottom = 0, len(self._table) - 1
-        elif len(indices):
-            rows = self._rows_of_indices(indices)
-            top, bottom = int(rows.min()), int(rows.max())
-        else:
-            return
+        rows = indices if self._rank is None else self._rank[indices]
+        rows = np.sort(rows[rows >= 0])
+        if len(rows):
+            if column == Column.SCORE:
+                roles = [Qt.ItemDataRole.DisplayRole, ScoreRole, SortRole]
+            else:
+                roles = [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole, LabelRole]
+                roles.append(SortRole)
+            breaks = np.flatnonzero(np.diff(rows) > 1)
+            if len(breaks) >= self.MAX_CHANGED_RANGES:
+                ranges = [(int(rows[0]), int(rows[-1]))]
+            else:
+                tops = np.concatenate(([rows[0]], rows[breaks + 1])).tolist()
+                bottoms = np.concatenate((rows[breaks], [rows[-1]])).tolist()
+                ranges = zip(tops, bottoms, strict=True)
+            for top, bottom in ranges:
+                self.dataChanged.emit(self.index(top, column), self.index(bottom, column), roles)
+        resort = self._sort_column == column and self.resort_on_change
         if column == Column.SCORE:
-            roles = [Qt.ItemDataRole.DisplayRole, ScoreRole, SortRole]
+            refilter = self._min_score is not None
         else:
-            roles = [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole, LabelRole]
-            roles.append(SortRole)
-        self.dataChanged.emit(self.index(top, column), self.index(bottom, column), roles)
-        if self._sort_column == column and self.resort_on_change:
-            self.sort(self._sort_column, self._sort_order)
+            refilter = self._label is not None
+        if resort:
+            self._order = self._sort_keys_order(self._sort_column, self._sort_order)
+        if resort or refilter:
+            self._relayout()
 
     # -- sorting ----------------------------------------------------------------------------
 
@@ -384,8 +515,7 @@ class TrackTableModel(QAbstractTableModel):
         """Sort rows by ``column`` (-1: back to table order); empty cells last.
 
         A stable numpy sort over the column's values (what :data:`SortRole`
-        gives), wrapped in ``layoutAboutToBeChanged`` / ``layoutChanged``;
-        persistent indexes (selection, current row) follow their tracks.
+        gives), then one layout change (see :meth:`_relayout`).
 
         Parameters
         ----------
@@ -396,27 +526,49 @@ class TrackTableModel(QAbstractTableModel):
             return
         self._sort_column = column
         self._sort_order = order
-        self.layoutAboutToBeChanged.emit()
-        persistent = self.persistentIndexList()
-        old_indices = [self._table_index(p.row()) for p in persistent]
-        self._apply_order(self._sort_keys_order(column, order) if column >= 0 else None)
+        self._order = self._sort_keys_order(column, order) if column >= 0 else None
         self._generation += 1
-        self.changePersistentIndexList(
-            persistent,
-            [
-                self.index(int(self._rows_of_indices(np.int64(i))), p.column())
-                for i, p in zip(old_indices, persistent, strict=True)
-            ],
-        )
-        self.layoutChanged.emit()
+        self._relayout()
 
-    def _apply_order(self, order: np.ndarray | None) -> None:
-        self._order = order
+    # -- the rows shown ---------------------------------------------------------------------
+
+    def _combine(self, order: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray | None:
+        if mask is None:
+            return order
         if order is None:
+            return np.flatnonzero(mask)
+        return order[mask[order]]
+
+    def _set_visible(self, visible: np.ndarray | None) -> None:
+        self._visible = visible
+        if visible is None:
             self._rank = None
         else:
-            self._rank = np.empty_like(order)
-            self._rank[order] = np.arange(len(order), dtype=order.dtype)
+            self._rank = np.full(len(self._table), -1, dtype=np.int64)
+            self._rank[visible] = np.arange(len(visible), dtype=np.int64)
+
+    def _relayout(self) -> None:
+        """Show the rows of the current sort order and filters: one layout change.
+
+        Persistent indexes move with their tracks; those of tracks filtered
+        out become invalid.
+        """
+        self.layoutAboutToBeChanged.emit()
+        persistent = self.persistentIndexList()
+        old_indices = np.array([p.row() for p in persistent], dtype=np.int64)
+        if self._visible is not None and len(old_indices):
+            old_indices = self._visible[old_indices]
+        self._set_visible(self._combine(self._order, self._filter_mask()))
+        if persistent:
+            new_rows = old_indices if self._rank is None else self._rank[old_indices]
+            self.changePersistentIndexList(
+                persistent,
+                [
+                    self.index(r, p.column()) if r >= 0 else QModelIndex()
+                    for r, p in zip(new_rows.tolist(), persistent, strict=True)
+                ],
+            )
+        self.layoutChanged.emit()
 
     def _sort_keys_order(self, column: int, order: Qt.SortOrder) -> np.ndarray:
         """Table indices in the order of ``column`` (stable; empty values last)."""
@@ -432,6 +584,10 @@ class TrackTableModel(QAbstractTableModel):
             empty = self._labels == NO_LABEL
             rank = _LABEL_RANK[self._labels.astype(np.uint8)]
             return np.lexsort((-rank if descending else rank, empty))
+        # Text does not change until the next set_tracks: sort it once per order.
+        cached = self._text_orders.get((column, descending))
+        if cached is not None:
+            return cached
         if column == Column.TITLE:
             keys = [
                 (a or _file_name(p)).casefold() for a, p in zip(t.title, t.relpath, strict=True)
@@ -443,12 +599,16 @@ class TrackTableModel(QAbstractTableModel):
         filled = [i for i in ordered if keys[i]]
         if len(filled) < n:
             filled.extend(i for i in ordered if not keys[i])
-        return np.array(filled, dtype=np.int64)
+        result = np.array(filled, dtype=np.int64)
+        self._text_orders[(column, descending)] = result
+        return result
 
     # -- QAbstractTableModel ----------------------------------------------------------------
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._table)
+        if parent.isValid():
+            return 0
+        return len(self._table) if self._visible is None else len(self._visible)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(_HEADERS)
@@ -480,7 +640,7 @@ class TrackTableModel(QAbstractTableModel):
         row = index.row()
         column = index.column()
         t = self._table
-        i = row if self._order is None else int(self._order[row])
+        i = row if self._visible is None else int(self._visible[row])
         if role == _DISPLAY:
             if column == _TITLE:
                 return t.title[i] or _file_name(t.relpath[i])
@@ -558,175 +718,22 @@ def fold_text(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-class TrackFilterProxy(QSortFilterProxyModel):
-    """Search and filters over a :class:`TrackTableModel`; sorting by the source.
+def search_texts(table: TrackTable) -> list[str]:
+    """The text a search looks in, one folded string per track (table order).
+
+    Title, artist, album and path, :func:`fold_text`-ed and joined by
+    ``"\\x1f"`` (so that a word never matches across two fields). Pure
+    Python: it can run in a worker and go to :meth:`TrackTableModel.set_tracks`.
 
     Parameters
     ----------
-    parent : QObject, optional
+    table : TrackTable
 
-    Notes
-    -----
-    - :meth:`set_search`: every word must occur (case- and accent-insensitive)
-      in the title, artist, album or path of a track.
-    - :meth:`set_label_filter`: only tracks with that label code
-      (:data:`NO_LABEL` for unlabelled ones).
-    - :meth:`set_min_score`: only tracks with a score of at least that.
-
-    The filter is one boolean array in table order, computed with numpy when
-    the filters or the source's data change (``TrackTableModel.generation``);
-    ``filterAcceptsRow`` only indexes it. ``sort()`` is forwarded to the
-    source model (a numpy sort), so this proxy keeps the source's order;
-    over another source model it sorts as a plain proxy would, by
-    :data:`SortRole`.
+    Returns
+    -------
+    list of str
     """
-
-    def __init__(self, parent: QObject | None = None):
-        super().__init__(parent)
-        self.setSortRole(SortRole)
-        self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self._words: tuple[str, ...] = ()
-        self._label: int | None = None
-        self._min_score: float | None = None
-        self._haystack: list[str] | None = None  # folded "title artist album path" per track
-        self._haystack_of: TrackTable | None = None
-        self._source: TrackTableModel | None = None
-        self._accept: list[bool] | None = None  # per source row; None: every row passes
-        self._accept_generation = -1
-
-    # -- filters ----------------------------------------------------------------------------
-
-    def search(self) -> str:
-        """The current search words, joined by spaces."""
-        return " ".join(self._words)
-
-    def set_search(self, text: str) -> None:
-        """Show only tracks whose title, artist, album or path hold every word of ``text``.
-
-        Parameters
-        ----------
-        text : str
-            Case and accents are ignored; empty shows every track.
-        """
-        words = tuple(fold_text(text).split())
-        if words != self._words:
-            self._refilter(lambda: setattr(self, "_words", words))
-
-    def label_filter(self) -> int | None:
-        """The label code tracks must have, or None."""
-        return self._label
-
-    def set_label_filter(self, code: int | None) -> None:
-        """Show only tracks with label ``code`` (None: any label or none).
-
-        Parameters
-        ----------
-        code : int or None
-            :data:`POSITIVE`, :data:`NEGATIVE`, :data:`SKIP` or :data:`NO_LABEL`.
-        """
-        if code is not None and code not in (POSITIVE, NEGATIVE, SKIP, NO_LABEL):
-            raise ValueError(f"unknown label code {code}")
-        if code != self._label:
-            self._refilter(lambda: setattr(self, "_label", code))
-
-    def min_score(self) -> float | None:
-        """The lowest score shown, or None."""
-        return self._min_score
-
-    def set_min_score(self, value: float | None) -> None:
-        """Show only tracks scored at least ``value`` (None: every track, scored or not).
-
-        Parameters
-        ----------
-        value : float or None
-        """
-        value = None if value is None else float(value)
-        if value != self._min_score:
-            self._refilter(lambda: setattr(self, "_min_score", value))
-
-    def _refilter(self, change) -> None:
-        self.beginFilterChange()
-        change()
-        self._accept_generation = -1
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        self._update_dynamic()
-
-    def _update_dynamic(self) -> None:
-        # Search depends on text that only changes with a model reset, which
-        # always refilters; refiltering on dataChanged (one Python call per
-        # row in the changed range) is needed only for label and score filters.
-        dynamic = self._source is None or self._label is not None or self._min_score is not None
-        if dynamic != self.dynamicSortFilter():  # enabling it re-sorts: only on a change
-            self.setDynamicSortFilter(dynamic)
-
-    def setSourceModel(self, model: QAbstractItemModel | None) -> None:
-        """Filter (and sort) ``model``; a :class:`TrackTableModel` is filtered with numpy."""
-        # Set before the base class maps rows (it calls filterAcceptsRow).
-        self._source = model if isinstance(model, TrackTableModel) else None
-        self._accept_generation = -1
-        self._update_dynamic()
-        super().setSourceModel(model)
-
-    def _update_accept(self, source: TrackTableModel) -> None:
-        """The filter as a list of bools in source-row order (None: everything passes)."""
-        mask = None
-        if self._words:
-            haystack = self._haystack_for(source.table)
-            words = self._words
-            mask = np.fromiter(
-                (all(w in h for w in words) for h in haystack), dtype=bool, count=len(haystack)
-            )
-        if self._label is not None:
-            m = source.labels == self._label
-            mask = m if mask is None else mask & m
-        if self._min_score is not None:
-            with np.errstate(invalid="ignore"):
-                m = source.scores >= self._min_score  # NaN (no score) fails
-            mask = m if mask is None else mask & m
-        if mask is not None and source.order is not None:
-            mask = mask[source.order]
-        # A list: indexing it from filterAcceptsRow is cheaper than numpy scalars.
-        self._accept = None if mask is None else mask.tolist()
-        self._accept_generation = source.generation
-
-    def _haystack_for(self, table: TrackTable) -> list[str]:
-        if self._haystack_of is not table:
-            # Built on the first search only; "\x1f" keeps words from matching
-            # across two fields.
-            self._haystack = [
-                fold_text(f"{t}\x1f{a}\x1f{b}\x1f{p}")
-                for t, a, b, p in zip(
-                    table.title, table.artist, table.album, table.relpath, strict=True
-                )
-            ]
-            self._haystack_of = table
-        return self._haystack
-
-    def filterAcceptsRow(
-        self,
-        source_row: int,
-        source_parent: QModelIndex | QPersistentModelIndex,
-    ) -> bool:
-        source = self._source
-        if source is None:
-            return True
-        if self._accept_generation != source.generation:
-            self._update_accept(source)
-        return True if self._accept is None else self._accept[source_row]
-
-    # -- sorting ----------------------------------------------------------------------------
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        """Sort by ``column`` in the source model (numpy: fast for 100,000 rows).
-
-        Parameters
-        ----------
-        column : int
-            -1 restores the table order.
-        order : Qt.SortOrder
-        """
-        source = self._source
-        if source is None:
-            super().sort(column, order)
-        else:
-            source.sort(column, order)
+    return [
+        fold_text(f"{t}\x1f{a}\x1f{b}\x1f{p}")
+        for t, a, b, p in zip(table.title, table.artist, table.album, table.relpath, strict=True)
+    ]

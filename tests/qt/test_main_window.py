@@ -20,7 +20,7 @@ from tagger_gui.qt.main_window import (
     describe_embed_progress,
 )
 from tagger_gui.qt.start_page import RECENT_KEY, recent_projects
-from tagger_gui.qt.track_model import Column
+from tagger_gui.qt.track_model import POSITIVE, Column, LabelRole, ScoreRole
 
 from ..conftest import write_audio
 
@@ -288,3 +288,40 @@ def test_help_self_test_runs_in_the_pool_and_reports(qtbot, make_window):
     assert "PASS main window: this one, running" in report
     assert report.splitlines()[-1] == "self-test: all checks passed"
     assert window.self_test_action.isEnabled()
+
+
+def test_a_label_touches_only_its_row_and_a_quiet_sync_keeps_the_table(qtbot, make_window, library):
+    window = make_window()
+    open_and_embed(qtbot, window, library)
+    window.new_tag("calm")
+    model = window.track_model
+    model.set_scores(model.table.id, [0.3, 0.2, 0.1])  # what a refit shows
+    model.sort(Column.SCORE, Qt.SortOrder.DescendingOrder)
+    changed, layouts, resets = [], [], []
+    model.dataChanged.connect(
+        lambda tl, br, _roles: changed.append((tl.column(), tl.row(), br.row()))
+    )
+    model.layoutChanged.connect(lambda *_: layouts.append(1))
+    model.modelReset.connect(lambda: resets.append(1))
+
+    first = model.track_id(0)
+    assert window.label_tracks([first], "positive")  # no review panel: the window writes
+    assert changed == [(Column.LABEL, 0, 0)]  # not the score column, not the other rows
+    assert layouts == [] and resets == []  # sorted by score: nothing moves
+    assert model.index(0, Column.SCORE).data(ScoreRole) == pytest.approx(0.3)
+
+    changed.clear()
+    with qtbot.waitSignal(window.embedding_finished, timeout=EMBED_TIMEOUT_MS):
+        with qtbot.waitSignal(window.library_synced) as synced:
+            window._start_sync()  # what opening the project does; nothing changed on disk
+    report = synced.args[0]
+    assert report.unchanged == 3 and not (report.added or report.updated or report.missing)
+    assert resets == [] and changed == [] and model.rowCount() == 3
+
+    write_audio(library / "delta.wav", 3, seed=9)
+    with qtbot.waitSignal(window.embedding_finished, timeout=EMBED_TIMEOUT_MS):
+        with qtbot.waitSignal(window.library_synced):
+            window._start_sync()
+    assert resets == [1] and model.rowCount() == 4
+    assert model.track_id(0) == first  # still sorted by score, scores and labels kept
+    assert model.index(0, Column.LABEL).data(LabelRole) == POSITIVE
