@@ -52,7 +52,9 @@ fi
 
 echo "== building dist/tagger/ (PyInstaller, tagger.spec)"
 start=$(date +%s)
-.venv/bin/pyinstaller --noconfirm --log-level WARN "${clean[@]}" tagger.spec
+# (collect_submodules imports all of torch: its deprecation warnings are noise here)
+PYTHONWARNINGS=ignore::DeprecationWarning \
+  .venv/bin/pyinstaller --noconfirm --log-level WARN "${clean[@]}" tagger.spec
 cp resources/install-desktop-entry.sh dist/tagger/
 echo "build took $(($(date +%s) - start)) s"
 
@@ -86,7 +88,7 @@ grep -q "musicnn-msd.*: 3 tracks" "$tmp/info.txt" && grep -q "handcrafted.*: 3 t
 echo "== size"
 du -sh "$app"
 echo "-- biggest entries of _internal/ (MB)"
-du -sm "$app"/_internal/* "$app"/_internal/.[!.]* 2>/dev/null | sort -rn | head -10
+du -sm "$app"/_internal/* | sort -rn | head -10
 echo "-- biggest files (MB)"
 find "$app" -type f -printf '%s %P\n' | sort -rn | head -10 | awk '{printf "%6.1f %s\n", $1 / 1e6, $2}'
 
