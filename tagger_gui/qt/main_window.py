@@ -572,7 +572,8 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentWidget(self.workspace)
         self.export_action.setEnabled(True)
         self.project_opened.emit(project)
-        self._start_reading_tracks()
+        # the sync starts once the tracks are shown (Cancel: not at all)
+        self._read_tracks_then(lambda cancelled: cancelled or self._start_sync())
         return True
 
     def _same_project(self, path: Path) -> bool:
@@ -668,27 +669,32 @@ class MainWindow(QMainWindow):
             self.embedding_finished.emit(None)
         self.statusBar().showMessage(f"The {what} was cancelled; what was done is kept.", 10_000)
 
-    def _start_reading_tracks(self) -> None:
-        # The first read of the track table takes 0.3-1 s for 100,000 tracks:
-        # a job, so the window stays live; the sync starts once the table is in.
+    def _read_tracks_then(self, then: Callable[[bool], None]) -> None:
+        """Show the project's tracks read in the pool, then call ``then(cancelled)``.
+
+        The first read of the track table after a change takes 0.3-1 s for
+        100,000 tracks, too long for the GUI thread. On Cancel the table is
+        read here instead (the tracks must be shown) and ``then(True)`` called.
+        """
         self.job_label.setText("Reading the library…")
         project, generation = self.project, self._job_generation
-        worker = self._run(
-            _read_tracks(project), lambda _p: None, self._on_tracks_read, "reading of the library"
-        )
 
-        def cancelled() -> None:  # Cancel: show the tracks anyway, but do not sync
+        def read(result: tuple) -> None:
+            self._job_ended()
+            self._show_tracks(*result)
+            then(False)
+
+        def cancelled() -> None:
             if generation == self._job_generation and self.project is project:
-                self._on_tracks_read(_read_tracks_now(project), then_sync=False)
+                self._show_tracks(*_read_tracks_now(project))
+                then(True)
 
+        worker = self._run(_read_tracks(project), lambda _p: None, read, "reading of the library")
         worker.cancelled.connect(cancelled)
 
-    def _on_tracks_read(self, result: tuple, *, then_sync: bool = True) -> None:
-        table, texts = result
-        self.track_model.set_tracks(table, search_texts=texts)
+    def _show_tracks(self, table: TrackTable, texts: list[str]) -> None:
+        self.track_model.set_tracks(table, search_texts=texts)  # keeps the scores
         self._load_current_labels(clear_scores=False)
-        if then_sync:
-            self._start_sync()
 
     def _start_sync(self) -> None:
         self.job_label.setText("Reading the library…")
@@ -705,16 +711,20 @@ class MainWindow(QMainWindow):
 
     def _on_synced(self, report: SyncReport) -> None:
         self._job_ended()
-        if _sync_changed_tracks(report):  # otherwise the table shown is up to date
-            self.track_model.set_tracks(self.project.tracks())  # keeps the scores
-            self._load_current_labels(clear_scores=False)
+        if _sync_changed_tracks(report):
+            self._read_tracks_then(lambda cancelled: self._after_sync(report, embed=not cancelled))
+        else:  # the table shown is up to date
+            self._after_sync(report, embed=True)
+
+    def _after_sync(self, report: SyncReport, *, embed: bool) -> None:
         self.library_synced.emit(report)
         if report.problems:
             first = ", ".join(f"{path} ({reason})" for path, reason in report.problems[:3])
             self.statusBar().showMessage(
                 f"{len(report.problems)} file(s) could not be read: {first}", 20_000
             )
-        self._start_embedding()
+        if embed:
+            self._start_embedding()
 
     def _start_embedding(self) -> None:
         project = self.project
