@@ -1073,7 +1073,7 @@ class MainWindow(QMainWindow):
 
 
 def _read_tracks(project: Project):
-    """A task: :func:`_read_tracks_now` in a worker (see ``_start_reading_tracks``)."""
+    """A task: :func:`_read_tracks_now` in a worker (see ``MainWindow._read_tracks_then``)."""
     yield None
     return _read_tracks_now(project)
 
