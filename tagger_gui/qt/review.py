@@ -55,7 +55,6 @@ from PySide6.QtWidgets import (
 from tagger_gui.core.errors import TaggerError
 from tagger_gui.core.fewshot.engine import LibraryFeatures, RefitResult, label_snapshot, refit_task
 from tagger_gui.core.fewshot.excerpt import ExcerptFeatures, TagExcerpts
-from tagger_gui.core.fewshot.predict import label_vector
 from tagger_gui.core.fewshot.ranking import STRATEGIES, Ranking, audit_order, rank_audit
 
 from .now_playing import NowPlayingWidget
@@ -713,10 +712,17 @@ class ReviewPanel(QWidget):
         self._request_refit()
 
     def _reload_labels(self) -> None:
-        self._y = label_vector(self._project, self._tag, self._lib)
+        # what predict.label_vector computes, from the panel's own row map: the
+        # cost follows the labels, not the library (it runs on the GUI thread)
+        labels = self._project.labels(self._tag)
+        y = np.full(len(self._ids), -1, dtype=np.int8)
+        for track_id, value in zip(labels.track_id.tolist(), labels.value.tolist(), strict=True):
+            row = self._row_of.get(track_id)
+            if row is not None and value != 0:  # skips stay unlabeled
+                y[row] = 1 if value == 1 else 0
+        self._y = y
         self._skipped[:] = False
-        skipped = self._project.labels(self._tag).skipped
-        rows = [self._row_of[int(t)] for t in skipped.tolist() if int(t) in self._row_of]
+        rows = [self._row_of[t] for t in labels.skipped.tolist() if t in self._row_of]
         self._skipped[rows] = True
         self._skipped &= self._y == -1  # an inherited label outranks an own skip
 
