@@ -146,7 +146,7 @@ class QualityPanel(QWidget):
         self._figure_jobs.error.connect(self._on_error)
         self._plot_jobs = LatestOnly(pool, delay_ms=0, parent=self)
         self._plot_jobs.result.connect(self._on_plot)
-        self._plot_jobs.error.connect(self._on_error)
+        self._plot_jobs.error.connect(self._on_plot_error)
         self._resize_timer = QTimer(self)
         self._resize_timer.setSingleShot(True)
         self._resize_timer.setInterval(int(resize_delay_ms))
@@ -444,10 +444,14 @@ class QualityPanel(QWidget):
         self.figuresChanged.emit(figures)
 
     @Slot(object)
-    def _on_error(self, exc: BaseException) -> None:
-        message = f"Could not compute the quality figures: {describe_error(exc)}"
+    def _on_error(self, exc: BaseException, what: str = "compute the quality figures") -> None:
+        message = f"Could not {what}: {describe_error(exc)}"
         self.status_label.setText(message)
         self.errorOccurred.emit(message)
+
+    @Slot(object)
+    def _on_plot_error(self, exc: BaseException) -> None:
+        self._on_error(exc, "draw the quality plot")
 
     # -- words ----------------------------------------------------------------------------
 
