@@ -1,20 +1,18 @@
-"""The Qt side of the self-test: the main-window check and the Help menu's dialog.
+"""The Qt side of the self-test: the main-window check.
 
 :func:`open_and_close_main_window` is one check of
-:func:`tagger_gui.selftest.run_self_test`; :func:`show_self_test` runs the
-whole self-test from the GUI (Help > Self-test) and shows its report.
+:func:`tagger_gui.selftest.run_self_test` (kept here so that the self-test
+imports Qt only when it runs this check).
 """
 
 from __future__ import annotations
 
-import io
 import os
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication
 
-__all__ = ["open_and_close_main_window", "show_self_test"]
+__all__ = ["open_and_close_main_window"]
 
 
 def open_and_close_main_window() -> str:
@@ -53,32 +51,3 @@ def open_and_close_main_window() -> str:
         f"MainWindow {size.width()}x{size.height()} opened and closed "
         f"(platform {QGuiApplication.platformName()})"
     )
-
-
-def show_self_test(parent: QWidget | None = None) -> int:
-    """Run the self-test from the GUI and show its report; returns its exit status.
-
-    For the Help menu's "Self-test…" entry. The checks run on the main thread
-    (the window check must), with a busy cursor; they take a few seconds.
-    """
-    from tagger_gui.selftest import run_self_test
-
-    report = io.StringIO()
-    QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-    try:
-        status = run_self_test(report)
-    finally:
-        QGuiApplication.restoreOverrideCursor()
-    lines = report.getvalue().splitlines()
-    box = QMessageBox(parent)
-    box.setWindowTitle("Self-test")
-    if status == 0:
-        box.setIcon(QMessageBox.Icon.Information)
-        box.setText("All checks passed.")
-    else:
-        failed = [line for line in lines if line.startswith("FAIL")]
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setText(f"{len(failed)} check(s) failed:\n\n" + "\n".join(failed))
-    box.setDetailedText("\n".join(lines))
-    box.exec()
-    return status
