@@ -50,9 +50,16 @@ class LibraryFeatures:
     groups: np.ndarray
     feature_id: str
     space: FeatureSpace
+    _index: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def row_index(self) -> dict[str, int]:
+        """relpath -> row, built on first use and kept (``relpaths`` must not change)."""
+        if self._index is None or len(self._index) != len(self.relpaths):
+            self._index = {p: i for i, p in enumerate(self.relpaths)}
+        return self._index
 
     def rows_of(self, relpaths: Sequence[str]) -> np.ndarray:
-        index = {p: i for i, p in enumerate(self.relpaths)}
+        index = self.row_index()
         return np.array([index[p] for p in relpaths], dtype=np.int64)
 
 

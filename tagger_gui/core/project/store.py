@@ -1029,6 +1029,16 @@ class Project:
         get = found.get
         return np.fromiter((get(r, -1) for r in relpaths), dtype=np.int64, count=len(relpaths))
 
+    @_api
+    def relpaths_of_ids(self, track_ids: Sequence[int] | np.ndarray) -> list[str | None]:
+        """Library-relative paths of track ids (None for ids that are no track).
+
+        Reads the kept track table, so it costs the ids, not the library.
+        """
+        table = self._track_table()[0]
+        rows = table.rows_of(track_ids).tolist()
+        return [table.relpath[r] if r >= 0 else None for r in rows]
+
     def relpath_of(self, path: str | os.PathLike) -> str:
         """The library-relative, ``/``-separated form of a path.
 
