@@ -301,6 +301,7 @@ class _TFModelBackend(Backend):
         self.tag_names = {"taggram": list(labels)}
         self._module: Any = None
         self._device: str | None = None
+        self._onnx: Any = None  # OnnxModel when the ONNX Runtime engine runs the model
         self._lock = threading.Lock()
         # fail early (and without torch) when the weights are not installed
         self.model_dir = musicnn_model_dir(model)
@@ -309,7 +310,7 @@ class _TFModelBackend(Backend):
         # Picklable for worker processes (which only call features()): the
         # torch model and the lock stay behind and are rebuilt on demand.
         state = self.__dict__.copy()
-        state.update(_module=None, _device=None, _lock=None)
+        state.update(_module=None, _device=None, _lock=None, _onnx=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -390,20 +391,51 @@ class _TFModelBackend(Backend):
                     self._module = module
         return self._module
 
+    def _onnx_model(self) -> Any:
+        """The ONNX Runtime model (:mod:`~tagger_gui.core.embeddings.onnx_runtime`)."""
+        if self._onnx is None:
+            from tagger_gui.core.embeddings.onnx_runtime import OnnxModel, onnx_path
+
+            if self.requested_device.startswith("cuda"):
+                raise BackendError(
+                    f"device {self.requested_device!r}: the ONNX Runtime engine is CPU-only"
+                )
+            self._device = "cpu"
+            self._onnx = OnnxModel(onnx_path(self.model), list(self.outputs))
+        return self._onnx
+
     def _forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the model on ``x`` (P, T, 96) in batches; outputs as float32 numpy."""
+        """Run the model on ``x`` (P, T, 96) in batches; outputs as float32 numpy.
+
+        With torch, or with ONNX Runtime when torch is missing (the frozen
+        app) or ``TAGGER_INFERENCE=onnx`` (see
+        :func:`~tagger_gui.core.embeddings.onnx_runtime.inference_engine`).
+        """
+        from tagger_gui.core.embeddings.onnx_runtime import inference_engine
+
+        chunks: dict[str, list[np.ndarray]] = {k: [] for k in self.outputs}
+        if self._onnx is not None or (self._module is None and inference_engine() == "onnx"):
+            onnx_model = self._onnx_model()
+            for start in range(0, x.shape[0], self.batch_size):
+                values = onnx_model.run(x[start : start + self.batch_size])
+                for name, value in zip(self.outputs, values, strict=True):
+                    chunks[name].append(np.asarray(value, dtype=np.float32))
+            return self._concat(chunks, x.shape[0])
+
         import torch
 
         module = self.torch_module()
         device = self._device
-        chunks: dict[str, list[np.ndarray]] = {k: [] for k in self.outputs}
         with torch.inference_mode():
             for start in range(0, x.shape[0], self.batch_size):
                 batch = torch.from_numpy(x[start : start + self.batch_size]).to(device)
                 for name, value in zip(self.outputs, module(batch), strict=True):
                     chunks[name].append(value.float().cpu().numpy())
+        return self._concat(chunks, x.shape[0])
+
+    def _concat(self, chunks: dict[str, list[np.ndarray]], n: int) -> dict[str, np.ndarray]:
         return {
-            k: np.ascontiguousarray(np.concatenate(v).reshape(x.shape[0], self.outputs[k]))
+            k: np.ascontiguousarray(np.concatenate(v).reshape(n, self.outputs[k]))
             if v
             else np.zeros((0, self.outputs[k]), dtype=np.float32)
             for k, v in chunks.items()
