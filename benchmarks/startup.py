@@ -111,7 +111,13 @@ def _child_app(path: str | None, settings: str) -> dict:
     marks: dict[str, float] = {"imported": time.time()}
     app = create_app()
     _isolate_settings(settings)
-    window = MainWindow(show_message=lambda t, text: marks.setdefault("error", f"{t}: {text}"))
+
+    def show_message(title: str, text: str) -> None:
+        # a problem (e.g. the project is open in another process) ends the run
+        marks.setdefault("error", f"{title}: {text}")
+        QTimer.singleShot(0, finish)
+
+    window = MainWindow(show_message=show_message)
     ReviewSession(window)
 
     def finish():

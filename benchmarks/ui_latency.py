@@ -228,10 +228,16 @@ class Script:
     def _poll(self, predicate) -> None:
         from PySide6.QtCore import QTimer
 
+        try:
+            done = predicate()
+        except BaseException as exc:
+            self.error = exc
+            self.app.quit()
+            return
         if time.monotonic() > self.deadline:
             self.error = TimeoutError(f"gave up waiting for {predicate}")
             self.app.quit()
-        elif predicate():
+        elif done:
             QTimer.singleShot(0, self._next)
         else:
             QTimer.singleShot(20, lambda: self._poll(predicate))
@@ -270,6 +276,8 @@ def run(args) -> int:
     clips = _make_clips(OUT / "latency_clips", args.clips)
 
     def panel_ready():
+        if messages and window.project is None:  # e.g. the project is open in another process
+            raise RuntimeError(messages[-1])
         return session.panel is not None
 
     def refits_done():
