@@ -142,7 +142,12 @@ class ReviewSession(QObject):
             except TaggerError as exc:  # playback then starts at the beginning
                 logger.warning("no excerpt choice: %s", exc)
                 excerpt = None
-            return lib, excerpt
+            yield "indexing the library"
+            # imported here, not on the GUI thread (the player imports librosa)
+            import tagger_gui.qt.now_playing  # noqa: F401
+            from tagger_gui.qt.review import index_library
+
+            return lib, excerpt, index_library(project, lib)
 
         worker = TaskWorker(load())
         worker.result.connect(lambda lib: self._on_features(project, lib))
@@ -165,10 +170,10 @@ class ReviewSession(QObject):
     def _on_features(self, project, loaded) -> None:
         if loaded is None or project is not self.window.project:  # nothing yet, or closed since
             return
-        lib, excerpt = loaded
+        lib, excerpt, index = loaded
         if self.panel is not None:
             if lib.relpaths != self.panel.library.relpaths:
-                self.panel.set_library(lib, excerpt_features=excerpt)
+                self.panel.set_library(lib, excerpt_features=excerpt, index=index)
             return
         from tagger_gui.qt.now_playing import NowPlayingWidget
         from tagger_gui.qt.review import ReviewPanel
@@ -187,6 +192,7 @@ class ReviewSession(QObject):
             parent=self.window,
             now_playing=now_playing,
             excerpt_features=excerpt,
+            index=index,
         )
         panel.labelsChanged.connect(self.window.refresh)
         panel.scoresChanged.connect(
