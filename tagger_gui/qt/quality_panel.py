@@ -24,11 +24,19 @@ wins) and returns an RGBA picture; the GUI thread only shows it as a pixmap
 neither a refit nor a slider step runs matplotlib on the GUI thread (a full
 draw took 0.2-1.4 s there on a loaded 2-vCPU machine). The picture is
 rendered again when its data, size, device pixel ratio or palette change
-(resizes debounced), and only while the panel is visible.
+(debounced: a burst of refits or resizes renders once), and only while the
+panel is visible.
 """
 
 from __future__ import annotations
 
+# matplotlib is imported here, on the GUI thread when the review panel loads, though it
+# only draws in pool threads (quality_view.render_plot): a first import of it in a pool
+# thread while other threads imported too crashed the app (segfault; PySide6 replaces
+# builtins.__import__ with its own hook)
+import matplotlib.backends.backend_agg
+import matplotlib.figure
+import matplotlib.ticker  # noqa: F401
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
@@ -45,6 +53,7 @@ from PySide6.QtWidgets import (
 from ..core.fewshot.engine import LibraryFeatures, RefitResult
 from ..core.fewshot.quality import QualityReport
 from ..core.fewshot.quality_view import (
+    MIN_PLOT_SIZE,
     THRESHOLD_COLOUR,
     ApHistory,
     PlotImage,
@@ -94,8 +103,10 @@ class QualityPanel(QWidget):
         The Qt parent.
     delay_ms : int, optional
         Debounce of the figure requests while the slider moves.
-    resize_delay_ms : int, optional
-        Debounce of the plot's re-rendering while the panel is resized.
+    plot_delay_ms : int, optional
+        Debounce of the plot's rendering: a burst of refits (quick labels) or of
+        resizes renders once, after its last (a render costs 0.1-0.5 s of CPU,
+        which the GUI thread shares on a small machine).
     signal_delay_ms : int, optional
         Debounce of :attr:`thresholdChanged` while the slider is dragged
         (releasing the slider emits at once).
@@ -123,7 +134,7 @@ class QualityPanel(QWidget):
         parent: QWidget | None = None,
         delay_ms: int = 40,
         signal_delay_ms: int = 250,
-        resize_delay_ms: int = 150,
+        plot_delay_ms: int = 300,
     ) -> None:
         super().__init__(parent)
         self._lib = lib
@@ -144,13 +155,9 @@ class QualityPanel(QWidget):
         self._figure_jobs = LatestOnly(pool, delay_ms=delay_ms, parent=self)
         self._figure_jobs.result.connect(self._on_figures)
         self._figure_jobs.error.connect(self._on_error)
-        self._plot_jobs = LatestOnly(pool, delay_ms=0, parent=self)
+        self._plot_jobs = LatestOnly(pool, delay_ms=plot_delay_ms, parent=self)
         self._plot_jobs.result.connect(self._on_plot)
         self._plot_jobs.error.connect(self._on_plot_error)
-        self._resize_timer = QTimer(self)
-        self._resize_timer.setSingleShot(True)
-        self._resize_timer.setInterval(int(resize_delay_ms))
-        self._resize_timer.timeout.connect(self._request_plot)
 
         self._emit_timer = QTimer(self)
         self._emit_timer.setSingleShot(True)
@@ -382,7 +389,6 @@ class QualityPanel(QWidget):
         self._figure_jobs.cancel()
         self._plot_jobs.cancel()
         self._emit_timer.stop()
-        self._resize_timer.stop()
 
     # -- threshold --------------------------------------------------------------------------
 
@@ -494,9 +500,8 @@ class QualityPanel(QWidget):
             text=palette.color(QPalette.ColorRole.WindowText).name(),
         )
 
-    def _request_plot(self) -> None:
-        """Render the plot of the data shown now in the pool (the newest request wins)."""
-        self._resize_timer.stop()
+    def _request_plot(self, *, now: bool = False) -> None:
+        """Render the plot of the data shown now in the pool (debounced; the newest wins)."""
         if not self.plot.isVisible():
             self._plot_stale = True  # rendered when shown (_on_plot_resized)
             return
@@ -512,23 +517,30 @@ class QualityPanel(QWidget):
                 scores, labels, history, width=width, height=height, scale=scale, style=style
             )
         )
+        if now:
+            self._plot_jobs.flush()
+
+    def _plot_outdated(self) -> bool:
+        """Whether the picture shown was rendered for another size or pixel ratio."""
+        image = self.plot.image
+        if image is None:
+            return False  # the first picture is on its way
+        size = self.plot.size()
+        wanted = (max(size.width(), MIN_PLOT_SIZE[0]), max(size.height(), MIN_PLOT_SIZE[1]))
+        return image.size != wanted or image.scale != self.plot.devicePixelRatioF()
 
     @Slot()
     def _on_plot_resized(self) -> None:
-        image = self.plot.image
-        if self._plot_stale or image is None:
-            self._request_plot()  # first shown: at once
-            return
-        size = self.plot.size()
-        if (
-            image.size != (size.width(), size.height())
-            or image.scale != self.plot.devicePixelRatioF()
-        ):
-            self._resize_timer.start()  # debounced: a window drag resizes many times
+        if self._plot_stale:
+            self._request_plot(now=True)  # shown with a picture to make: at once
+        elif self._plot_outdated():
+            self._request_plot()  # debounced: a window drag resizes many times
 
     @Slot(object)
     def _on_plot(self, image: PlotImage) -> None:
         self.plot.set_image(image)
+        if self._plot_outdated() and not self._plot_jobs.is_busy:
+            self._request_plot()  # resized while it was rendered
 
     @Slot(float)
     def _on_plot_press(self, score: float) -> None:

@@ -229,7 +229,7 @@ def _close(a: QColor, b: QColor, tol: int = 40) -> bool:
 
 
 def test_the_plot_is_rendered_in_the_pool_and_a_slider_move_only_repaints_it(
-    qtbot, panel, first, plot_calls
+    qtbot, plot_calls, panel, first
 ):
     y, result = first
     settle(qtbot, panel)

@@ -41,6 +41,7 @@ the numbers behind those answers so they can be tested without a display:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
@@ -482,6 +483,9 @@ _WIDTH_RATIO = 2.3
 _FONT_SIZE = 7
 #: Smallest plot rendered, in logical pixels (a narrower widget shows it clipped).
 MIN_PLOT_SIZE = (120, 60)
+#: Renders take turns. matplotlib promises no more than "one figure per thread", and the
+#: app crashed (segfault) when two pool threads imported and drew it at the same time.
+_RENDER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -662,8 +666,8 @@ def render_plot(
     """Draw the score histogram and the AP history into an RGBA picture, without Qt.
 
     Each call makes its own matplotlib ``Figure`` on an Agg canvas (no
-    pyplot, no rcParams changed), so calls may run in worker threads, one
-    figure per thread. The threshold is left out: the panel draws it over the
+    pyplot, no rcParams changed), so it may run in a worker thread; calls
+    from several threads take turns (a lock). The threshold is left out: the panel draws it over the
     picture, so moving it does not re-render.
 
     Parameters
@@ -689,9 +693,6 @@ def render_plot(
     ValueError
         If ``scale`` is not positive or ``history``'s arrays differ in length.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if not scale > 0:
         raise ValueError(f"render_plot: scale must be positive, not {scale}")
     if len({len(a) for a in history}) > 1:
@@ -701,6 +702,14 @@ def render_plot(
         )
     style = style or PlotStyle()
     width, height = max(int(width), MIN_PLOT_SIZE[0]), max(int(height), MIN_PLOT_SIZE[1])
+    with _RENDER_LOCK:
+        return _render(hist, history, width, height, float(scale), style)
+
+
+def _render(hist, history, width: int, height: int, scale: float, style: PlotStyle) -> PlotImage:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     # 100 dots per inch at scale 1: the figure is width x height logical pixels, and
     # a point is the same share of it at any scale
     dpi = 100.0 * scale
@@ -728,8 +737,9 @@ def render_plot(
     rgba = np.array(canvas.buffer_rgba(), dtype=np.uint8, copy=True)
     x0, y0, x1, y1 = hist_ax.bbox.extents  # device pixels, origin bottom-left
     rows = rgba.shape[0]
-    box = (x0 / scale, (rows - y1) / scale, x1 / scale, (rows - y0) / scale)
-    return PlotImage(rgba=rgba, scale=float(scale), hist_box=box, xlim=hist_ax.get_xlim())
+    box = tuple(float(v) / scale for v in (x0, rows - y1, x1, rows - y0))
+    xlim = tuple(float(v) for v in hist_ax.get_xlim())
+    return PlotImage(rgba=rgba, scale=scale, hist_box=box, xlim=xlim)
 
 
 def plot_task(
