@@ -23,11 +23,12 @@ done
 
 [[ -x .venv/bin/python ]] || { echo "build_app.sh: no .venv; run bash scripts/install.sh first" >&2; exit 1; }
 
-# PyInstaller: the `build` extra of pyproject.toml
-if ! .venv/bin/python -c "import PyInstaller, _pyinstaller_hooks_contrib" 2>/dev/null; then
-  echo "== installing PyInstaller (the build extra)"
+# PyInstaller, and onnx + onnxruntime (export, and the frozen app's engine):
+# the `build` extra of pyproject.toml
+if ! .venv/bin/python -c "import PyInstaller, _pyinstaller_hooks_contrib, onnx, onnxruntime" 2>/dev/null; then
+  echo "== installing PyInstaller, onnx, onnxruntime (the build extra)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    "pyinstaller>=6.10" "pyinstaller-hooks-contrib>=2024.8"
+    "pyinstaller>=6.10" "pyinstaller-hooks-contrib>=2024.8" "onnx>=1.16" "onnxruntime>=1.18"
 fi
 
 # System libraries the bundle carries: PortAudio (sounddevice loads Debian's
@@ -50,9 +51,14 @@ if ((${#missing[@]})); then
   as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The frozen app runs the models with onnxruntime, not torch: export them from
+# the PyTorch port (the command fails if ONNX Runtime's outputs differ from
+# torch's by more than 1e-5 relative); tagger.spec bundles build/onnx/.
+echo "== exporting the musicnn/VGG models to build/onnx/ (ONNX, checked against torch)"
+.venv/bin/python -m tagger_gui.core.embeddings.onnx_export --out build/onnx
+
 echo "== building dist/tagger/ (PyInstaller, tagger.spec)"
 start=$(date +%s)
-# (collect_submodules imports all of torch: its deprecation warnings are noise here)
 PYTHONWARNINGS=ignore::DeprecationWarning \
   .venv/bin/pyinstaller --noconfirm --log-level WARN "${clean[@]}" tagger.spec
 cp resources/install-desktop-entry.sh dist/tagger/
