@@ -483,8 +483,8 @@ _WIDTH_RATIO = 2.3
 _FONT_SIZE = 7
 #: Smallest plot rendered, in logical pixels (a narrower widget shows it clipped).
 MIN_PLOT_SIZE = (120, 60)
-#: Renders take turns. matplotlib promises no more than "one figure per thread", and the
-#: app crashed (segfault) when two pool threads imported and drew it at the same time.
+#: Renders take turns: matplotlib promises no more than "one figure per thread", and on a
+#: 2-vCPU machine two renders at once only slow each other and the GUI thread down.
 _RENDER_LOCK = threading.Lock()
 
 
