@@ -51,14 +51,12 @@ from ..core.fewshot.quality_view import (
     ApHistory,
     PlotImage,
     PlotStyle,
-    ScoreHistogram,
     ThresholdBasis,
     ThresholdFigures,
     figure_rows,
     figures_from_report,
     headline,
     plot_task,
-    render_plot,
     threshold_task,
 )
 from .worker import LatestOnly, WorkerPool, describe_error
@@ -78,32 +76,6 @@ _LEVEL_COLOURS = {
 }
 #: Height of the plot in logical pixels.
 _PLOT_HEIGHT = 180
-
-
-_matplotlib_imported = False
-
-
-def _import_matplotlib_here() -> None:
-    """Make, once and on the GUI thread, every import that the pool's renders need.
-
-    PySide6 replaces ``builtins.__import__`` with a hook that inspects each
-    newly imported module. ``benchmarks/ui_latency.py`` phase b segfaulted
-    (the GUI thread, inside Qt) in about half its runs while renders made
-    the first matplotlib imports in a pool thread, the dumps showing that
-    thread inside ``shibokensupport/feature.py``; 0 of 3 runs after this
-    (suggestive, not proven: see the "Quality panel" section of
-    docs/fewshot.md). One small render here imports matplotlib and the
-    modules its drawing loads lazily (~0.2-0.5 s, once, when the first panel
-    is made; the old on-thread plot cost as much then).
-    """
-    global _matplotlib_imported
-    if _matplotlib_imported:
-        return
-    edges = np.linspace(0.0, 1.0, 3)
-    hist = ScoreHistogram(edges, np.array([5, 1]), np.zeros(2), np.zeros(2), edges, edges)
-    n = np.array([4.0, 8.0])
-    render_plot(hist, (n, n / 10, n / 20, n / 8), width=160, height=80)
-    _matplotlib_imported = True
 
 
 def _step_of(threshold: float) -> int:
@@ -158,7 +130,6 @@ class QualityPanel(QWidget):
         plot_delay_ms: int = 300,
     ) -> None:
         super().__init__(parent)
-        _import_matplotlib_here()
         self._lib = lib
         self._tag: str | None = None
         self._result: RefitResult | None = None
