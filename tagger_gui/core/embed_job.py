@@ -15,6 +15,7 @@ the run: they are recorded in the cache, logged, and listed in the report.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -96,9 +97,16 @@ class _Decoded:
 _WORKER_BACKENDS: dict[str, Backend] = {}
 
 
+#: Nice value added to the decoding processes: decoding is background work, and
+#: the app's GUI thread (or the user's other programs) should get a CPU first.
+WORKER_NICENESS = 10
+
+
 def _worker_init() -> None:
     # Ctrl-C goes to the whole process group; only the parent handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):  # no os.nice on Windows
+        os.nice(WORKER_NICENESS)
 
 
 def _ping() -> bool:

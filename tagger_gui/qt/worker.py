@@ -15,7 +15,9 @@ signals of a helper object, which Qt queues to the main thread, where
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -71,6 +73,25 @@ class _Relay(QObject):
     finished = Signal()
 
 
+#: Nice value of the pools' threads (Linux schedules threads one by one): on a
+#: two-core machine a refit or a decode must not keep the GUI thread waiting
+#: for a CPU.
+WORKER_THREAD_NICENESS = 5
+_lowered = threading.local()
+
+
+def _lower_thread_priority() -> None:
+    """Lower this pool thread's CPU priority, once (a no-op where not supported)."""
+    if getattr(_lowered, "done", False):
+        return
+    _lowered.done = True
+    with contextlib.suppress(OSError, AttributeError):
+        tid = threading.get_native_id()
+        os.setpriority(
+            os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_THREAD_NICENESS
+        )
+
+
 class _Runnable(QRunnable):
     """Drives one generator in a pool thread, checking for cancellation at each yield.
 
@@ -85,6 +106,7 @@ class _Runnable(QRunnable):
         self._cancel = cancel
 
     def run(self) -> None:
+        _lower_thread_priority()
         relay, task = self._relay, self._task
         relay.started.emit()
         try:

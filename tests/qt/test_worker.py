@@ -390,3 +390,23 @@ def test_a_worker_left_running_is_detected(qtbot, worker_pool):
     with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
         pass
     assert dangling_threads({worker_pool.interactive: "test"}, {}, grace_ms=20) == []
+
+
+def test_pool_threads_run_at_a_lower_cpu_priority(qtbot, worker_pool):
+    import os
+    import threading
+
+    from tagger_gui.qt.worker import WORKER_THREAD_NICENESS, TaskWorker
+
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def task():
+        yield "measuring"
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    worker = TaskWorker(task())
+    with qtbot.waitSignal(worker.result, timeout=10_000) as blocker:
+        worker_pool.start(worker)
+    assert blocker.args[0] == min(19, main + WORKER_THREAD_NICENESS)
+    # the GUI thread keeps its priority
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
