@@ -9,8 +9,8 @@ so the backends keep their ``version`` and cached vectors stay valid.
 Which engine runs (:func:`inference_engine`):
 
 * ``TAGGER_INFERENCE=onnx`` or ``=torch`` in the environment forces one;
-* otherwise torch when it is importable (the source install), else ONNX
-  Runtime (the frozen app).
+* otherwise ONNX Runtime in the frozen app (``sys.frozen``), torch when it
+  is importable (the source install), else ONNX Runtime.
 
 The ``.onnx`` files are looked up in ``TAGGER_ONNX_DIR`` if set, else in
 ``<sys._MEIPASS>/onnx`` in the frozen app, else in ``build/onnx`` of the
@@ -65,6 +65,8 @@ def inference_engine() -> str:
         return forced
     if forced:
         raise BackendError(f"{ENGINE_ENV}={forced!r}: use 'onnx' or 'torch'")
+    if getattr(sys, "frozen", False):
+        return "onnx"  # the desktop build carries no torch, whatever the host has
     try:
         has_torch = importlib.util.find_spec("torch") is not None
     except (ImportError, ValueError):
