@@ -94,9 +94,9 @@ grep -q "musicnn-msd.*: 3 tracks" "$tmp/info.txt" && grep -q "handcrafted.*: 3 t
 echo "== size"
 du -sh "$app"
 echo "-- biggest entries of _internal/ (MB)"
-du -sm "$app"/_internal/* | sort -rn | head -10
+du -sm "$app"/_internal/* | sort -rn | sed -n 1,10p
 echo "-- biggest files (MB)"
-find "$app" -type f -printf '%s %P\n' | sort -rn | head -10 | awk '{printf "%6.1f %s\n", $1 / 1e6, $2}'
+find "$app" -type f -printf '%s %P\n' | sort -rn | sed -n 1,10p | awk '{printf "%6.1f %s\n", $1 / 1e6, $2}'
 
 if ((tar)); then
   version=$(.venv/bin/python -c "import tagger_gui; print(tagger_gui.__version__)")
