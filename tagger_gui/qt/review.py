@@ -495,10 +495,8 @@ class ReviewPanel(QWidget):
         except TaggerError as exc:
             self._report(describe_error(exc))
             return False
-        self._reload_labels()
-        self._fill_queue()
+        self.reload()
         self.labelsChanged.emit()
-        self._request_refit()
         return True
 
     def label_rows(self, rows: Sequence[int], value: str) -> bool:
@@ -737,14 +735,8 @@ class ReviewPanel(QWidget):
         if done is None or self._tag is None:
             return
         self.status_label.setText(done)
-        if not self._project.has_tag(self._tag):  # undo removed the tag itself
-            self.set_tag(None)
-            self.labelsChanged.emit()
-            return
-        self._reload_labels()
-        self._fill_queue()
+        self.reload()  # clears the panel if the undo removed the tag itself
         self.labelsChanged.emit()
-        self._request_refit()
 
     def _reload_labels(self) -> None:
         # what predict.label_vector computes, from the panel's own row map: the

@@ -97,13 +97,9 @@ class ReviewSession(QObject):
             return
         if report.embedded + report.unchanged == 0:
             return
-        if report.embedded == 0 and self.panel is not None and not self._loading:
+        if report.embedded == 0 and self.panel is not None and self._loader is None:
             return  # nothing new since the load after the sync
         self.load_features(quiet=False)
-
-    @property
-    def _loading(self) -> bool:
-        return self._loader is not None
 
     def load_features(self, *, quiet: bool = False) -> None:
         """Load the project's embedded tracks in the pool, then show or update the panel.
