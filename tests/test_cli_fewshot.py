@@ -189,10 +189,10 @@ def test_project_export_with_predictions(tmp_path, capsys):
 
 
 def test_predictions_save_each_probe_with_its_provenance(tmp_path):
-    from tagger_gui.core.fewshot.predict import predict_task
     from tagger_gui.core.fewshot.probe import LinearProbe
     from tagger_gui.core.project import Project
     from tagger_gui.core.tasks import run_task
+    from tagger_gui.core.usecases.predicting import predict_task
 
     root = tmp_path / "Music"
     for i in range(6):

@@ -13,10 +13,10 @@ import soundfile as sf
 from tagger_gui.cli import main
 from tagger_gui.core.errors import ProjectError, WritebackError
 from tagger_gui.core.project import Project
-from tagger_gui.core.project import exporting as ex
 from tagger_gui.core.project.csv_io import read_provenance
 from tagger_gui.core.project.writeback import read_field
 from tagger_gui.core.tasks import run_task
+from tagger_gui.core.usecases import exporting as ex
 
 from .conftest import write_audio
 

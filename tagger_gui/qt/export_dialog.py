@@ -1,6 +1,6 @@
 """The export dialog: labels to a CSV file, or tags into the audio files.
 
-A thin layer over :mod:`tagger_gui.core.project.exporting`, the code path
+A thin layer over :mod:`tagger_gui.core.usecases.exporting`, the code path
 ``tagger export`` and ``tagger writeback`` use, so the app and the command
 line write the same files. Every step runs in the :class:`WorkerPool`:
 
@@ -53,8 +53,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tagger_gui.core.project import exporting
-from tagger_gui.core.project.exporting import (
+from tagger_gui.core.project.writeback import DEFAULT_FIELD, Change, WritebackProgress
+from tagger_gui.core.usecases import exporting
+from tagger_gui.core.usecases.exporting import (
     ExportProgress,
     ExportResult,
     WritebackOutcome,
@@ -62,7 +63,6 @@ from tagger_gui.core.project.exporting import (
     describe_os_error,
     plain_reason,
 )
-from tagger_gui.core.project.writeback import DEFAULT_FIELD, Change, WritebackProgress
 from tagger_gui.qt.worker import TaskWorker, WorkerPool, describe_error
 
 __all__ = ["ExportDialog", "WritebackTableModel", "default_csv_path", "plain_error"]

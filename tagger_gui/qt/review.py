@@ -71,7 +71,7 @@ RowRole = Qt.ItemDataRole.UserRole + 1
 #: ... and the ranking's reason for proposing the track under this one.
 ReasonRole = Qt.ItemDataRole.UserRole + 2
 
-#: Engine label codes (see :func:`~tagger_gui.core.fewshot.predict.label_vector`).
+#: Engine label codes (see :func:`~tagger_gui.core.usecases.predicting.label_vector`).
 _ENGINE_CODE = {"positive": 1, "negative": 0, "skip": -1}
 
 #: Project state key (``<key>.<tag id>``) of a tag's review position.
@@ -131,7 +131,7 @@ class ReviewPanel(QWidget):
         The open project; labels are written to it (one undo step each).
     lib : LibraryFeatures
         The project's embedded tracks in the probe space
-        (:func:`~tagger_gui.core.fewshot.predict.project_features`).
+        (:func:`~tagger_gui.core.usecases.predicting.project_features`).
     pool : WorkerPool
         Where refits (and track decoding for playback) run.
     parent : QWidget, optional

@@ -122,7 +122,7 @@ class ReviewSession(QObject):
             yield "loading features"
             # imported here (scikit-learn, scipy): the window shows before they load
             from tagger_gui.core.fewshot.excerpt import open_excerpt_features
-            from tagger_gui.core.fewshot.predict import project_features
+            from tagger_gui.core.usecases.predicting import project_features
 
             try:
                 lib = project_features(project, features=features)

@@ -17,11 +17,11 @@ from PySide6.QtWidgets import QMessageBox
 from tagger_gui.cli import main as tagger
 from tagger_gui.core.cache import EmbeddingCache
 from tagger_gui.core.project import Project
-from tagger_gui.core.project import exporting as ex
 from tagger_gui.core.project import writeback as wbk
 from tagger_gui.core.project.csv_io import read_provenance
 from tagger_gui.core.project.writeback import read_field
 from tagger_gui.core.tasks import run_task
+from tagger_gui.core.usecases import exporting as ex
 from tagger_gui.qt.export_dialog import ExportDialog, WritebackTableModel
 from tagger_gui.qt.worker import TaskWorker
 

@@ -15,10 +15,10 @@ from PySide6.QtCore import QSettings, Qt
 
 from tagger_gui.core.embed_job import embed_library
 from tagger_gui.core.fewshot.engine import LibraryFeatures, refit_task
-from tagger_gui.core.fewshot.predict import label_vector, project_features
 from tagger_gui.core.fewshot.probe import LinearProbe
 from tagger_gui.core.project import Project
 from tagger_gui.core.tasks import run_task
+from tagger_gui.core.usecases.predicting import label_vector, project_features
 from tagger_gui.qt.now_playing import NowPlayingWidget
 from tagger_gui.qt.review import AUTOPLAY_KEY, ReasonRole, ReviewPanel
 

@@ -227,7 +227,7 @@ def export_csv_task(
     predicted: dict = {}
     if predictions:
         from tagger_gui.core.fewshot.features import DEFAULT_FEATURES
-        from tagger_gui.core.fewshot.predict import predict_task
+        from tagger_gui.core.usecases.predicting import predict_task
 
         task = predict_task(
             project,

@@ -1,4 +1,4 @@
-"""The ``tagger`` command line."""
+"""``tagger embed``, ``tagger backends`` and ``tagger embeddings``: analysing a library."""
 
 from __future__ import annotations
 
@@ -9,14 +9,6 @@ import time
 from pathlib import Path
 
 from tagger_gui import __version__
-
-DESCRIPTION = """\
-Tag a music library with your own tags, from a handful of examples.
-
-tagger listens to every track once with pre-trained music models and keeps
-what they hear (embeddings) in a cache next to your music. From a few tracks
-you mark as examples of a tag, it then finds the others.
-"""
 
 EMBED_EPILOG = """\
 examples:
@@ -37,22 +29,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """``tagger embed``, ``tagger backends``, ``tagger embeddings info|export``."""
     from tagger_gui.core.embeddings import DEFAULT_BACKEND, available_backends
-
-    parser = argparse.ArgumentParser(
-        prog="tagger",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"tagger {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print debugging details")
-    parser.add_argument(
-        "--self-test",
-        action="store_true",
-        help="check this install (models, test tone, worker process, window, audio) and exit",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     backends_help = "; ".join(f"{k}: {v}" for k, v in available_backends().items())
     embed = sub.add_parser(
@@ -134,14 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="model output(s) to export, concatenated in order (default: all)",
     )
     export.set_defaults(func=cmd_embeddings_export)
-
-    # Commands of the other parts of the app live beside their own code.
-    from tagger_gui import cli_demo, cli_fewshot, cli_project
-
-    cli_project.add_commands(sub)
-    cli_fewshot.add_commands(sub)
-    cli_demo.add_commands(sub)
-    return parser
 
 
 def _resolve_cache(path: Path) -> Path:
@@ -361,29 +332,3 @@ def cmd_embeddings_export(args: argparse.Namespace) -> int:
     tmp.replace(args.out)
     print(f"Wrote {len(relpaths)} vectors of {matrix.shape[1]} values ({key}) to {args.out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    from tagger_gui.core.errors import TaggerError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    console = logging.StreamHandler()
-    # The console shows errors only (per-file problems are in the summary and
-    # embed.log), whatever level our file log is at.
-    console.setLevel(logging.DEBUG if args.verbose else logging.ERROR)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[console])
-    if args.self_test:
-        from tagger_gui.selftest import run_self_test
-
-        return run_self_test()
-    if args.command is None:
-        parser.print_help()
-        return 0
-    try:
-        return args.func(args)
-    except TaggerError as exc:
-        print(f"tagger: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130

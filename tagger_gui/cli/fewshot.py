@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tagger_gui.cli_progress import drive
+from tagger_gui.cli.progress import drive
 from tagger_gui.core.errors import TaggerError
 
 EVAL_EPILOG = """\

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tagger_gui.cli_progress import drive
+from tagger_gui.cli.progress import drive
 from tagger_gui.core.errors import ProjectError
 
 PROJECT_HELP = (
@@ -531,8 +531,8 @@ def cmd_tag_list(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tagger_gui.core.project.exporting import export_csv_task
     from tagger_gui.core.tasks import run_task
+    from tagger_gui.core.usecases.exporting import export_csv_task
 
     with _open(args.project, readonly=True) as project:
         task = export_csv_task(
@@ -605,7 +605,7 @@ def _print_cache_note(outcome) -> None:
 
 
 def cmd_writeback(args: argparse.Namespace) -> int:
-    from tagger_gui.core.project import exporting
+    from tagger_gui.core.usecases import exporting
 
     # A write-back changes files the project tracks, so it records their new
     # size and time: it needs the project for writing (a dry run does not).
