@@ -13,7 +13,7 @@ import pytest
 
 from tagger_gui.core.errors import ProjectError
 from tagger_gui.core.project import Project, locate_project, schema
-from tagger_gui.core.project.store import _FileRecord
+from tagger_gui.core.project.store.records import _FileRecord
 from tagger_gui.core.tasks import run_task
 
 from .conftest import write_audio
