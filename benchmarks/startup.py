@@ -104,7 +104,7 @@ def _child_bare() -> dict:
 def _child_app(path: str | None, settings: str) -> dict:
     from PySide6.QtCore import QEvent, QObject, QTimer
 
-    from tagger_gui.qt.app import create_app
+    from tagger_gui.qt.application import create_app
     from tagger_gui.qt.main_window import MainWindow
     from tagger_gui.qt.session import ReviewSession
 

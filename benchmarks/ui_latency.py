@@ -247,7 +247,7 @@ def run(args) -> int:
     from PySide6.QtCore import QSettings, Qt
     from PySide6.QtTest import QTest
 
-    from tagger_gui.qt.app import create_app
+    from tagger_gui.qt.application import create_app
 
     app = create_app()
     settings = tempfile.mkdtemp(prefix="ui-latency-settings-")

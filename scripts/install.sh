@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Set up tagger_gui in ./.venv on a Debian machine with Python 3.11.
+# Set up tagger_gui in ./.venv on a Debian/Ubuntu machine with Python 3.11.
 # Idempotent: a second run only installs what changed.
 #   bash scripts/install.sh          # the app
 #   bash scripts/install.sh --test   # the app and the test tools
+# It needs nothing but the package registries (Debian's and PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras="gui"
-[[ "${1:-}" == "--test" ]] && extras="gui,test"
+system_mode=""
+[[ "${1:-}" == "--test" ]] && { extras="gui,test"; system_mode="--test"; }
+
+# System libraries: Qt's X11/Wayland platform libraries and PortAudio (with
+# --test also Xvfb and an ALSA null device); asks for sudo only if one is
+# missing, and goes on (with the command to run) if it cannot install them.
+bash scripts/system_packages.sh $system_mode
 
 PY=${PYTHON:-}
 if [[ -z "$PY" ]]; then
@@ -27,11 +34,33 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
   || { echo "== installing torch 2.13.0 (CPU)"; "${pip[@]}" torch==2.13.0; }
 
-# musicnn: only for the weights it ships. --no-deps: its declared deps
-# (TensorFlow, numpy<1.17) must not be installed; we never import its code.
-.venv/bin/python -m pip show musicnn >/dev/null 2>&1 \
-  || { echo "== installing musicnn 0.1.0 weights (--no-deps)"; "${pip[@]}" --no-deps musicnn==0.1.0; }
+# An install made before the weights were unpacked on their own has the
+# musicnn package (installed --no-deps), which makes pip's resolver report
+# its TensorFlow requirement on every install: it goes, its weights are
+# unpacked below.
+if .venv/bin/python -m pip show musicnn >/dev/null 2>&1; then
+  echo "== removing the musicnn package (its weights are kept on their own)"
+  .venv/bin/python -m pip uninstall --quiet --yes musicnn
+fi
 
 echo "== installing tagger_gui[$extras]"
 "${pip[@]}" -e ".[$extras]"
-.venv/bin/python -c "import tagger_gui, torch, h5py, soundfile; print('tagger_gui', tagger_gui.__version__, 'ready in .venv')"
+
+# The musicnn weights: the musicnn 0.1.0 wheel is downloaded (not installed:
+# its TensorFlow and numpy<1.17 requirements must not be), checked against
+# its pinned SHA-256, and only its checkpoint files are unpacked into
+# .venv/share/tagger_gui/ (tagger_gui/core/embeddings/weights.py).
+.venv/bin/python -m tagger_gui.core.embeddings.weights --check >/dev/null 2>&1 \
+  || { echo "== installing the musicnn model weights"; .venv/bin/python -m tagger_gui.core.embeddings.weights >/dev/null; }
+
+.venv/bin/python - <<'PY'
+import torch
+
+import tagger_gui
+from tagger_gui.core.embeddings.weights import weights_dir
+
+print(
+    f"tagger_gui {tagger_gui.__version__} is installed in .venv (torch {torch.__version__}, "
+    f"musicnn weights in {weights_dir()}). Start it with: .venv/bin/tagger-gui ~/Music"
+)
+PY

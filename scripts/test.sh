@@ -3,9 +3,9 @@
 # import contract, and the test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian parts the player tests need (PortAudio, an ALSA null device); quick
+# With --test, install.sh also brings the Debian parts the tests need
+# (PortAudio, Xvfb, an ALSA null device: scripts/system_packages.sh); quick
 # when present, asks for root/sudo only when something is missing.
-bash scripts/ci_system.sh
 bash scripts/install.sh --test
 echo "== ruff"
 .venv/bin/ruff check .

@@ -20,8 +20,12 @@ unfrozen install::
 
     python -m tagger_gui.selftest --write-resources   # tone (if missing) + figures
 
-Qt is imported only inside the window check (:mod:`tagger_gui.qt.selftest_window`),
-so the command-line self-test starts without it until then.
+- the system libraries Qt's X11 and Wayland plugins and PortAudio load are
+  present (:mod:`tagger_gui.platform_check`).
+
+The window check is passed in by the caller (:mod:`tagger_gui.qt.selftest_window`),
+so this module never imports the Qt layer, and the command-line self-test
+starts without Qt until that check runs.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+
+from tagger_gui.resources import resource_path, resources_dir
 
 __all__ = [
     "EXPECTED_FILE",
@@ -71,19 +77,6 @@ class CheckFailed(Exception):
 
 class CheckSkipped(Exception):
     """A self-test check could not run here (the message says why)."""
-
-
-def resources_dir() -> Path:
-    """The ``resources/`` folder: inside the frozen app, else at the top of the source tree."""
-    frozen_root = getattr(sys, "_MEIPASS", None)
-    if frozen_root is not None:
-        return Path(frozen_root) / "resources"
-    return Path(__file__).resolve().parent.parent / "resources"
-
-
-def resource_path(name: str) -> Path:
-    """Path of the resource file ``name`` (it may not exist; callers check)."""
-    return resources_dir() / name
 
 
 # --------------------------------------------------------------------------
@@ -233,11 +226,23 @@ def check_qt_plugins() -> str:
     return f"{folder}: {', '.join(found) or 'none needed'}"
 
 
-def check_main_window() -> str:
-    """The real main window opens and closes (offscreen when there is no display)."""
-    from tagger_gui.qt.selftest_window import open_and_close_main_window
+def check_system_libraries() -> str:
+    """The system libraries of Qt's X11 and Wayland plugins and of PortAudio can be loaded."""
+    import ctypes.util
 
-    return open_and_close_main_window()
+    from tagger_gui.platform_check import LIBRARY_PACKAGES, platform_problems, pyside_dir
+
+    if pyside_dir() is None:
+        raise CheckSkipped("PySide6 is not installed (the command line only)")
+    missing = {p: platform_problems(p) for p in ("xcb", "wayland")}
+    if ctypes.util.find_library("portaudio") is None:
+        missing["PortAudio"] = ["libportaudio.so.2"]
+    found = {p: m for p, m in missing.items() if m}
+    if not found:
+        return "X11 (xcb) and Wayland plugins' libraries, PortAudio: all present"
+    packages = sorted({LIBRARY_PACKAGES.get(s, s) for m in found.values() for s in m})
+    where = "; ".join(f"{p}: {', '.join(m)}" for p, m in found.items())
+    raise CheckFailed(f"missing {where} (sudo apt-get install {' '.join(packages)})")
 
 
 def check_audio_output() -> str:
@@ -274,7 +279,7 @@ def run_self_test(
     out: TextIO | None = None,
     *,
     expected_file: Path | None = None,
-    window: bool = True,
+    window_check: Callable[[], str] | None = None,
     audio: bool = True,
 ) -> int:
     """Run every check, printing one line per check; 0 if none failed, else 1.
@@ -285,9 +290,14 @@ def run_self_test(
         Where the report goes (default ``sys.stdout``).
     expected_file : path, keyword-only
         The stored figures (default ``resources/selftest_expected.json``).
-    window, audio : bool, keyword-only
-        Run the main-window and audio-output checks (the tests turn them off
-        where a Qt application of their own is running).
+    window_check : callable, keyword-only
+        Opens the main window and says what it saw
+        (:func:`tagger_gui.qt.selftest_window.open_and_close_main_window`);
+        the Qt layer passes it in, so this module never imports the Qt
+        layer. None (the running app's Help → Self-test, and tests with a
+        Qt application of their own) leaves out the window checks.
+    audio : bool, keyword-only
+        Run the audio-output check.
     """
     out = sys.stdout if out is None else out
     import tagger_gui
@@ -324,8 +334,9 @@ def run_self_test(
     for name in available_backends():
         checks.append((f"backend {name}", _backend_check(name, tone, expected)))
     checks.append(("worker process", check_worker_process))
-    if window:
-        checks += [("Qt plugins", check_qt_plugins), ("main window", check_main_window)]
+    checks.append(("system libraries", check_system_libraries))
+    if window_check is not None:
+        checks += [("Qt plugins", check_qt_plugins), ("main window", window_check)]
     if audio:
         checks.append(("audio output", check_audio_output))
 

@@ -8,7 +8,6 @@ TensorFlow graph. Tests that need them are skipped when that folder is absent.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tagger_gui.core.embeddings import load_backend
+from tagger_gui.core.embeddings import load_backend, weights
 from tagger_gui.core.embeddings import musicnn as mn
 from tagger_gui.core.errors import BackendError
 
@@ -26,7 +25,10 @@ from .conftest import CHECKPOINT_SIZES
 REPO = Path(__file__).resolve().parents[1]
 REF = REPO.parent / "shared" / "reference" / "musicnn"
 
-HAVE_MUSICNN = importlib.util.find_spec("musicnn") is not None
+try:
+    HAVE_MUSICNN = weights.weights_dir() is not None
+except BackendError:
+    HAVE_MUSICNN = False
 pytestmark = pytest.mark.skipif(
     not HAVE_MUSICNN, reason=f"musicnn weights not installed ({mn.INSTALL_COMMAND})"
 )
@@ -269,16 +271,18 @@ def test_embed_logmel_argument_checks(backends):
 # -- installation and process isolation ------------------------------------------------------
 
 
-def test_missing_musicnn_gives_install_command(monkeypatch, tmp_path):
-    monkeypatch.setattr(mn, "_musicnn_package_dir", lambda: None)
+def test_missing_weights_give_install_command(monkeypatch, tmp_path):
+    monkeypatch.setattr(weights, "candidate_dirs", lambda: [("nowhere", tmp_path / "none")])
     with pytest.raises(BackendError) as info:
         mn.MusicnnBackend(model="MSD_musicnn")
-    assert "pip install --no-deps musicnn==0.1.0" in str(info.value)
-    with pytest.raises(BackendError, match=r"pip install --no-deps musicnn==0\.1\.0"):
+    assert "python -m tagger_gui.core.embeddings.weights" in str(info.value)
+    with pytest.raises(BackendError, match=r"tagger_gui\.core\.embeddings\.weights"):
         load_backend("vgg-mtt")
-    # installed, but without that model's files
-    monkeypatch.setattr(mn, "_musicnn_package_dir", lambda: tmp_path)
-    with pytest.raises(BackendError, match=r"MSD_vgg checkpoint is missing.*musicnn==0\.1\.0"):
+    # a folder with some models' files but not all: named as incomplete
+    (tmp_path / "MSD_musicnn").mkdir()
+    (tmp_path / "MSD_musicnn" / ".index").write_bytes(b"x")
+    monkeypatch.setattr(weights, "candidate_dirs", lambda: [("partial", tmp_path)])
+    with pytest.raises(BackendError, match=rf"incomplete copies in: {tmp_path} \(partial\)"):
         mn.musicnn_model_dir("MSD_vgg")
     with pytest.raises(BackendError, match="unknown musicnn model"):
         mn.musicnn_model_dir("MSD_musicnn_big")

@@ -63,7 +63,7 @@ def test_altered_figures_fail_with_the_reason(tmp_path):
     altered = tmp_path / "expected.json"
     altered.write_text(json.dumps(data))
     out = io.StringIO()
-    status = run_self_test(out, expected_file=altered, window=False, audio=False)
+    status = run_self_test(out, expected_file=altered, audio=False)
     report = out.getvalue()
     assert status == 1
     failed = [line for line in report.splitlines() if line.startswith("FAIL")]
@@ -77,7 +77,7 @@ def test_missing_figures_file_fails_naming_it(tmp_path):
     missing = tmp_path / "nowhere.json"
     out = io.StringIO()
     # backends would fail too; the point is the first failure names the file
-    status = run_self_test(out, expected_file=missing, window=False, audio=False)
+    status = run_self_test(out, expected_file=missing, audio=False)
     lines = out.getvalue().splitlines()
     assert status == 1
     assert lines[2].startswith(f"FAIL expected figures: {missing}: missing")
@@ -169,8 +169,8 @@ def test_spec_builds_two_programs_with_the_data_they_need(tmp_path):
     for model in ("MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg"):
         assert (".index", f"musicnn/{model}") in destinations
         assert (".data-00000-of-00001", f"musicnn/{model}") in destinations
-    assert "musicnn" in analysis.kwargs["hiddenimports"]
     assert "tagger_gui.qt.app" in analysis.kwargs["hiddenimports"]
+    assert "tagger_gui.gui_launcher" in analysis.kwargs["hiddenimports"]
 
     exes = {e.kwargs["name"]: e for e in made["EXE"]}
     assert set(exes) == {"tagger", "tagger-gui"}
@@ -188,3 +188,5 @@ def test_spec_builds_two_programs_with_the_data_they_need(tmp_path):
     assert [b[0] for b in binaries] == ["libfoo.so"]  # torch's test binaries are left out
     entry = (tmp_path / "entry" / "tagger_main.py").read_text()
     assert entry.index("freeze_support()") < entry.index("from tagger_gui.cli import main")
+    gui_entry = (tmp_path / "entry" / "tagger_gui_main.py").read_text()
+    assert "from tagger_gui.gui_launcher import main" in gui_entry

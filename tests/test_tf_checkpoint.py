@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -10,21 +9,23 @@ import numpy as np
 import pytest
 
 from tagger_gui.core.embeddings import tf_checkpoint as tfc
+from tagger_gui.core.embeddings import weights
 from tagger_gui.core.errors import BackendError, CheckpointError
 
 from .conftest import CHECKPOINT_SIZES
 
 
 def _musicnn_dir() -> Path | None:
-    spec = importlib.util.find_spec("musicnn")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        return weights.weights_dir()
+    except BackendError:
         return None
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 MUSICNN = _musicnn_dir()
 needs_musicnn = pytest.mark.skipif(
-    MUSICNN is None, reason="musicnn weights not installed (pip install --no-deps musicnn==0.1.0)"
+    MUSICNN is None,
+    reason="musicnn weights not installed (python -m tagger_gui.core.embeddings.weights)",
 )
 
 DATA = ".data-00000-of-00001"
@@ -117,7 +118,7 @@ def test_read_with_optimizer_slots_and_prefix_forms():
 @pytest.fixture
 def vgg_copy(tmp_path: Path) -> Path:
     if MUSICNN is None:
-        pytest.skip("musicnn weights not installed (pip install --no-deps musicnn==0.1.0)")
+        pytest.skip("musicnn weights not installed (python -m tagger_gui.core.embeddings.weights)")
     dst = tmp_path / "MSD_vgg"
     dst.mkdir()
     for name in (".index", DATA):

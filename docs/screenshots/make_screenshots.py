@@ -92,7 +92,7 @@ def _save(widget, out: Path, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QCoreApplication, QSettings, Qt
 
-    from tagger_gui.qt.app import create_app
+    from tagger_gui.qt.application import create_app
     from tagger_gui.qt.main_window import MainWindow
     from tagger_gui.qt.session import ReviewSession
     from tagger_gui.qt.start_page import remember_project

@@ -42,6 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _window_check():
+    """The self-test's main-window check: the Qt layer's, or a failure saying why there is none."""
+    from tagger_gui.platform_check import GUI_EXTRA_HINT, pyside_dir
+
+    if pyside_dir() is not None:
+        from tagger_gui.qt.selftest_window import open_and_close_main_window
+
+        return open_and_close_main_window
+
+    def no_gui() -> str:
+        from tagger_gui.selftest import CheckFailed
+
+        raise CheckFailed(GUI_EXTRA_HINT)
+
+    return no_gui
+
+
 def main(argv: list[str] | None = None) -> int:
     from tagger_gui.core.errors import TaggerError
 
@@ -55,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         from tagger_gui.selftest import run_self_test
 
-        return run_self_test()
+        return run_self_test(window_check=_window_check())
     if args.command is None:
         parser.print_help()
         return 0

@@ -14,36 +14,14 @@ import sys
 import time
 from collections.abc import Sequence
 
-from PySide6.QtCore import QCoreApplication, QTimer
-from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
 
+from tagger_gui.qt.application import create_app
 from tagger_gui.qt.main_window import MainWindow
 from tagger_gui.qt.session import ReviewSession
 
 __all__ = ["create_app", "main"]
-
-ORGANIZATION = "tagger_gui"
-APPLICATION = "tagger-gui"
-
-
-def create_app(argv: Sequence[str] | None = None) -> QApplication:
-    """The QApplication (the existing one if there is one), named for QSettings."""
-    app = QApplication.instance()
-    if app is None:
-        app = QApplication([sys.argv[0] if sys.argv else APPLICATION, *(argv or [])])
-        # names decide where QSettings live; tests set their own before this runs
-        QCoreApplication.setOrganizationName(ORGANIZATION)
-        QCoreApplication.setApplicationName(APPLICATION)
-        QApplication.setApplicationDisplayName("Tagger")
-        QApplication.setDesktopFileName("tagger-gui")  # Wayland: match tagger-gui.desktop
-        from tagger_gui.selftest import resource_path
-
-        icon = QIcon()  # PNG sizes: no dependence on Qt's SVG icon plugin
-        for size in (16, 32, 48, 64, 128, 256):
-            icon.addFile(str(resource_path(f"tagger-gui-{size}.png")))
-        QApplication.setWindowIcon(icon)
-    return app
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _write_ready(path: str) -> None:
+    # the time the window was up, and the Qt platform it is on (tests check it is xcb)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(f"{time.time()}\n")
+        f.write(f"{time.time()}\n{QGuiApplication.platformName()}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,9 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     if args.self_test:
+        from tagger_gui.qt.selftest_window import open_and_close_main_window
         from tagger_gui.selftest import run_self_test
 
-        return run_self_test()
+        return run_self_test(window_check=open_and_close_main_window)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = create_app()
     window = MainWindow(workers=args.workers)
@@ -100,5 +80,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return app.exec()
 
 
-if __name__ == "__main__":  # the embedding job's spawned workers import this module
+if __name__ == "__main__":
     sys.exit(main())

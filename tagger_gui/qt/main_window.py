@@ -469,7 +469,7 @@ class MainWindow(QMainWindow):
             yield "self-test"
             from tagger_gui.selftest import run_self_test
 
-            return run_self_test(report, window=False)
+            return run_self_test(report)  # no window check: this window answers it
 
         worker = TaskWorker(task())
         worker.result.connect(lambda status: self._self_test_done(status, report.getvalue()))

@@ -1,8 +1,8 @@
 """The Qt side of the self-test: the main-window check.
 
-:func:`open_and_close_main_window` is one check of
-:func:`tagger_gui.selftest.run_self_test` (kept here so that the self-test
-imports Qt only when it runs this check).
+:func:`open_and_close_main_window` is the ``window_check`` that ``tagger
+--self-test`` and ``tagger-gui --self-test`` pass to
+:func:`tagger_gui.selftest.run_self_test` (which never imports the Qt layer).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def open_and_close_main_window() -> str:
         os.environ.get(v) for v in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")
     ):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from tagger_gui.qt.app import create_app
+    from tagger_gui.qt.application import create_app
     from tagger_gui.qt.main_window import MainWindow
 
     app = create_app()

@@ -1,9 +1,9 @@
 """musicnn and VGG tagging models (Pons & Serra, MTG-UPF 2019) ported to PyTorch.
 
 The weights are the TensorFlow checkpoints shipped in the ``musicnn==0.1.0``
-wheel (ISC license), installed *without* its dependencies::
-
-    pip install --no-deps musicnn==0.1.0
+wheel (ISC license). :mod:`tagger_gui.core.embeddings.weights` unpacks only
+those files from the wheel (``python -m tagger_gui.core.embeddings.weights``,
+which ``scripts/install.sh`` runs) and finds them at run time.
 
 Only the wheel's data files are read (by our own checkpoint reader,
 :mod:`tagger_gui.core.embeddings.tf_checkpoint`); its Python modules import
@@ -22,13 +22,13 @@ and its measured fidelity.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from tagger_gui.core.embeddings import weights
 from tagger_gui.core.embeddings.base import Backend, repeat_pad
 from tagger_gui.core.errors import BackendError
 
@@ -52,7 +52,7 @@ __all__ = [
     "split_patches",
 ]
 
-INSTALL_COMMAND = "pip install --no-deps musicnn==0.1.0"
+INSTALL_COMMAND = weights.INSTALL_COMMAND
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -96,24 +96,8 @@ MSD_LABELS: list[str] = [
 # --------------------------------------------------------------------------
 
 
-def _musicnn_package_dir() -> Path | None:
-    """Folder of the installed ``musicnn`` package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec("musicnn")
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    locations = list(spec.submodule_search_locations or [])
-    if locations:
-        return Path(locations[0])
-    if spec.origin:
-        return Path(spec.origin).parent
-    return None
-
-
 def musicnn_model_dir(model: str) -> Path:
-    """Folder holding the checkpoint of ``model`` in the installed musicnn wheel.
+    """Folder holding the checkpoint of ``model`` (see :mod:`.weights` for where).
 
     Parameters
     ----------
@@ -124,29 +108,18 @@ def musicnn_model_dir(model: str) -> Path:
     Returns
     -------
     pathlib.Path
-        ``.../site-packages/musicnn/<model>``; the checkpoint prefix is the
-        folder itself (files ``.index`` and ``.data-00000-of-00001``).
+        ``<weights folder>/<model>``; the checkpoint prefix is the folder
+        itself (files ``.index`` and ``.data-00000-of-00001``).
 
     Raises
     ------
     BackendError
-        Unknown model, or musicnn (or that model's files) not installed; the
-        message gives the install command ``pip install --no-deps musicnn==0.1.0``.
+        Unknown model, or the weights are not installed; the message gives
+        the install command (:data:`INSTALL_COMMAND`).
     """
     if model not in MODELS:
         raise BackendError(f"unknown musicnn model {model!r}; choose one of: {', '.join(MODELS)}")
-    package = _musicnn_package_dir()
-    if package is None:
-        raise BackendError(
-            f"the musicnn model weights are not installed; install them with: {INSTALL_COMMAND}"
-        )
-    folder = package / model
-    if not (folder / ".index").is_file():
-        raise BackendError(
-            f"{folder}: the {model} checkpoint is missing from the installed musicnn package; "
-            f"reinstall it with: {INSTALL_COMMAND}"
-        )
-    return folder
+    return weights.weights_dir() / model
 
 
 # --------------------------------------------------------------------------
